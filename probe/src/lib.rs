@@ -1,0 +1,3 @@
+//! ProbeLogits verdicts, the governance pipeline and the audit chain, no_std + alloc.
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+extern crate alloc;
