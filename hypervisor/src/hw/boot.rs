@@ -1,0 +1,198 @@
+//! The boot sequence after the firmware's long-mode switch: console, GDT/IDT, boot info, heap, paging,
+//! SIMD, then the VT-x bring-up and the end-of-run marker.
+
+use super::console::{self, line};
+use super::{cpu, exit, gdt, heap, idt, paging, vmx_bringup};
+use crate::cmdline::{self, BootTest};
+use crate::memory::{identity_map_top, usable_ram, MapEntry, Range, RangeSet};
+use crate::status::RunStatus;
+use firmware::multiboot2::{BootInfo, MemoryKind, BOOTLOADER_MAGIC};
+
+extern "C" {
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+    static __text_start: u8;
+    static __text_end: u8;
+}
+
+/// Addresses below this are left alone (real-mode IVT, BIOS data, EBDA, option ROMs).
+const LOW_MEMORY_END: u64 = 1 << 20;
+/// The early page tables of the firmware map this much; the heap starts with RAM below it.
+const EARLY_MAP_END: u64 = firmware::boot::EARLY_IDENTITY_MAP_BYTES;
+/// Address `test=pf` reads: canonical (bit 47 clear; 0xdead_0000_0000 is not and raises #GP), and above the
+/// identity map unless the memory map reaches 128 TiB (checked before the read).
+const UNMAPPED_ADDRESS: u64 = 0x7fff_dead_0000;
+/// Most disjoint usable RAM ranges the heap setup keeps track of.
+const MAX_RAM_RANGES: usize = 64;
+/// Most disjoint reserved ranges (low memory, image, boot info, modules) after merging.
+const MAX_RESERVED_RANGES: usize = 32;
+
+fn symbol_range(start: *const u8, end: *const u8) -> Range {
+    Range::new(start as u64, end as u64)
+}
+
+fn fail(args: core::fmt::Arguments<'_>) -> ! {
+    line(format_args!("probevisor: boot failed: {args}"));
+    exit::finish(RunStatus::Fail)
+}
+
+/// Runs the hypervisor from the firmware's hand-off to the end of the run.
+pub fn run(mb_magic: u32, mb_info: u64) -> ! {
+    console::init();
+    console::init_logger(log::LevelFilter::Info);
+    let (stack_bottom, stack_top) = firmware::boot::boot_stack_range();
+    line(format_args!(
+        "probevisor: starting (entry {:#x}, stack {stack_bottom:#x}..{stack_top:#x})",
+        firmware::boot::entry_address()
+    ));
+    let selectors = gdt::init();
+    idt::init(selectors.code);
+    log::info!(
+        "GDT loaded (code {:#x}, data {:#x}, tss {:#x}), IDT loaded",
+        selectors.code.0,
+        selectors.data.0,
+        selectors.tss.0
+    );
+
+    if mb_magic != BOOTLOADER_MAGIC {
+        fail(format_args!("not started by a multiboot2 loader (EAX={mb_magic:#x}, expected {BOOTLOADER_MAGIC:#x})"));
+    }
+    // SAFETY: EAX held the multiboot2 magic, so EBX is the boot info address; the early page tables
+    // identity-map it and nothing has been allocated over it (the heap excludes it below).
+    let info_bytes = unsafe { firmware::boot::boot_info_bytes(mb_info) }
+        .unwrap_or_else(|err| fail(format_args!("boot info at {mb_info:#x}: {err}")));
+    let info =
+        BootInfo::parse(info_bytes).unwrap_or_else(|err| fail(format_args!("boot info: {err}")));
+    let command_line = match info.command_line() {
+        None => "",
+        Some(Ok(text)) => text,
+        Some(Err(err)) => fail(format_args!("command line: {err}")),
+    };
+    let options = cmdline::parse(command_line)
+        .unwrap_or_else(|err| fail(format_args!("command line: {err}")));
+    log::set_max_level(options.log_level);
+    if let Some(Ok(name)) = info.bootloader_name() {
+        log::info!("boot loader: {name}");
+    }
+    log::info!("command line: {command_line:?}");
+
+    let features = cpu::detect();
+    log::info!(
+        "cpu: {} vmx={} svm={} 1g-pages={} nx={} avx={} avx2={} fma={} xsave={} hypervisor-bit={} phys-bits={}",
+        features.vendor_str(),
+        features.has_vmx,
+        features.has_svm,
+        features.has_1g_pages,
+        features.nx_enabled,
+        features.simd.avx,
+        features.has_avx2,
+        features.has_fma,
+        features.simd.xsave,
+        features.hypervisor_present,
+        features.physical_address_bits
+    );
+
+    let memory_map = match info.memory_map() {
+        Some(Ok(map)) => map,
+        Some(Err(err)) => fail(format_args!("memory map: {err}")),
+        None => fail(format_args!("the boot loader passed no memory map")),
+    };
+    for region in memory_map.clone() {
+        log::info!(
+            "memory map: {} {:?}",
+            Range::from_len(region.base, region.length),
+            region.kind
+        );
+    }
+    let map_entries = memory_map.map(|region| MapEntry {
+        range: Range::from_len(region.base, region.length),
+        available: region.kind == MemoryKind::Available,
+    });
+
+    // SAFETY: only the addresses of the linker-script symbols are taken.
+    let (kernel, text) = unsafe {
+        (
+            symbol_range(&__kernel_start, &__kernel_end),
+            symbol_range(&__text_start, &__text_end),
+        )
+    };
+    let boot_info = Range::from_len(mb_info, info.total_size() as u64);
+    let mut reserved = RangeSet::<MAX_RESERVED_RANGES>::new();
+    for range in [Range::new(0, LOW_MEMORY_END), kernel, boot_info] {
+        reserved
+            .insert(range)
+            .unwrap_or_else(|err| fail(format_args!("reserved ranges: {err}")));
+    }
+    for module in info.modules() {
+        let module = module.unwrap_or_else(|err| fail(format_args!("module: {err}")));
+        let range = Range::new(u64::from(module.start), u64::from(module.end));
+        log::info!("module: {range} {} bytes {:?}", range.len(), module.string);
+        reserved
+            .insert(range)
+            .unwrap_or_else(|err| fail(format_args!("boot modules: {err}")));
+    }
+    let usable: RangeSet<MAX_RAM_RANGES> = usable_ram(map_entries.clone(), reserved.as_slice())
+        .unwrap_or_else(|err| fail(format_args!("memory map: {err}")));
+    log::info!(
+        "kernel image {kernel}, code {text}, usable RAM {} MiB in {} ranges",
+        usable.total_bytes() >> 20,
+        usable.as_slice().len()
+    );
+
+    for range in usable.clipped_to(Range::new(0, EARLY_MAP_END)).as_slice() {
+        // SAFETY: usable RAM below 4 GiB, mapped by the early page tables, outside the image, boot info
+        // and modules.
+        unsafe { heap::add_region(*range) };
+    }
+    let top = identity_map_top(map_entries, features.physical_address_bits);
+    let summary = paging::init(top, &[text], features.has_1g_pages, features.nx_enabled)
+        .unwrap_or_else(|err| fail(format_args!("paging: {err}")));
+    log::info!(
+        "paging: identity map up to {top:#x}: {} x 1 GiB + {} x 2 MiB pages, {} tables, PML4 at {:#x}",
+        summary.huge_1g,
+        summary.pages_2m,
+        summary.tables,
+        summary.pml4
+    );
+    for range in usable.clipped_to(Range::new(EARLY_MAP_END, top)).as_slice() {
+        // SAFETY: usable RAM above 4 GiB, now identity-mapped by the new page tables.
+        unsafe { heap::add_region(*range) };
+    }
+    let (heap_total, heap_used) = heap::usage();
+    log::info!(
+        "heap: {} MiB, {} KiB in use",
+        heap_total >> 20,
+        heap_used >> 10
+    );
+
+    let simd =
+        cpu::enable_simd(features.simd).unwrap_or_else(|err| fail(format_args!("simd: {err}")));
+    log::info!(
+        "simd: sse on, xcr0={:?}, avx={}",
+        simd.xcr0,
+        simd.avx_enabled()
+    );
+
+    line(format_args!("probevisor: boot ok"));
+    match options.test {
+        Some(BootTest::InvalidOpcode) => {
+            log::info!("test=ud: executing ud2");
+            // SAFETY: ud2 raises #UD, which the IDT reports and ends the run; nothing after it runs.
+            unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+        }
+        Some(BootTest::PageFault) => {
+            if UNMAPPED_ADDRESS < top {
+                fail(format_args!(
+                    "test=pf: {UNMAPPED_ADDRESS:#x} lies inside the identity map (top {top:#x})"
+                ));
+            }
+            log::info!("test=pf: reading {UNMAPPED_ADDRESS:#x}");
+            // SAFETY: the address is canonical and not mapped: the read raises #PF, which the IDT reports and
+            // ends the run; no memory is read.
+            let value = unsafe { core::ptr::read_volatile(UNMAPPED_ADDRESS as *const u64) };
+            log::error!("read of unmapped {UNMAPPED_ADDRESS:#x} returned {value:#x}");
+        }
+        None => {}
+    }
+    exit::finish(vmx_bringup::run(&features))
+}

@@ -1,0 +1,12 @@
+//! Hardware side of the boot path (bare metal only): console, descriptor tables, paging, heap, CPU
+//! features and the VT-x bring-up. `boot::run` puts them together.
+
+pub mod boot;
+pub mod console;
+pub mod cpu;
+pub mod exit;
+pub mod gdt;
+pub mod heap;
+pub mod idt;
+pub mod paging;
+pub mod vmx_bringup;
