@@ -2,17 +2,28 @@
 //! the hardware side (`hw`) is only built for `target_os = "none"`.
 #![cfg_attr(not(test), no_std)]
 
-#[cfg(target_os = "none")]
 extern crate alloc;
 
 pub mod cmdline;
 pub mod exception;
+pub mod exits;
+pub mod guest_loader;
+pub mod guest_memory;
+pub mod host_services;
+pub mod hypercall;
 pub mod idt_gate;
 pub mod memory;
 pub mod page_table;
+pub mod scheduler;
 pub mod simd;
 pub mod status;
+pub mod test_guests;
+pub mod vcpu;
+pub mod vm;
 pub mod vmx_bringup;
+
+#[cfg(test)]
+mod fake_vcpu;
 
 #[cfg(target_os = "none")]
 pub mod hw;

@@ -2,10 +2,15 @@
 //! SIMD, then the VT-x bring-up and the end-of-run marker.
 
 use super::console::{self, line};
+use super::guests::AgentModule;
 use super::{cpu, exit, gdt, heap, idt, paging, vmx_bringup};
 use crate::cmdline::{self, BootTest};
 use crate::memory::{identity_map_top, usable_ram, MapEntry, Range, RangeSet};
 use crate::status::RunStatus;
+use crate::{guest_loader, test_guests};
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
 use firmware::multiboot2::{BootInfo, MemoryKind, BOOTLOADER_MAGIC};
 
 extern "C" {
@@ -194,5 +199,36 @@ pub fn run(mb_magic: u32, mb_info: u64) -> ! {
         }
         None => {}
     }
-    exit::finish(vmx_bringup::run(&features))
+    let mut agents = Vec::new();
+    for module in info.modules().flatten() {
+        let Some(name) = guest_loader::agent_module_name(module.string) else {
+            continue;
+        };
+        // SAFETY: GRUB loaded the module at [start, end) in RAM below 4 GiB; the range is reserved (the heap
+        // excludes it), identity-mapped, and nothing writes it for the rest of the run.
+        let bytes = unsafe {
+            core::slice::from_raw_parts(
+                module.start as usize as *const u8,
+                module.end.saturating_sub(module.start) as usize,
+            )
+        };
+        agents.push(AgentModule {
+            name: String::from(name),
+            bytes,
+        });
+    }
+    for name in test_guests::requested(command_line) {
+        let Some(code) = test_guests::code(name) else {
+            line(format_args!(
+                "probevisor: unknown test guest {name:?} (known: cpuid, msr, triple-fault, xsetbv)"
+            ));
+            continue;
+        };
+        let image: &'static [u8] = Box::leak(test_guests::elf_image(code).into_boxed_slice());
+        agents.push(AgentModule {
+            name: alloc::format!("test-{name}"),
+            bytes: image,
+        });
+    }
+    exit::finish(vmx_bringup::run(&features, &agents, simd.xcr0))
 }

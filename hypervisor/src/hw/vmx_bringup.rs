@@ -2,6 +2,7 @@
 
 use super::console::line;
 use super::cpu::CpuFeatures;
+use super::guests::{self, AgentModule};
 use crate::status::RunStatus;
 use crate::vmx_bringup::BringUpError;
 use crate::vmx_bringup::{
@@ -18,9 +19,10 @@ const REGION_LAYOUT: Layout = match Layout::from_size_align(4096, 4096) {
     Err(_) => panic!("4096/4096 is a valid layout"),
 };
 
-/// Runs the bring-up and says how the run ends: `Ok`, `NoVtx` (no VMX, or VMX disabled by firmware) or
-/// `Fail` (VMXON/VMXOFF failed, or no memory for the VMXON region).
-pub fn run(features: &CpuFeatures) -> RunStatus {
+/// Runs the bring-up, then the agent guests (if any) in VMX operation, and says how the run ends: `Ok`,
+/// `NoVtx` (no VMX, or VMX disabled by firmware) or `Fail` (VMXON/VMXOFF failed, or no memory for the
+/// VMXON region). `host_xcr0` is the hypervisor's XCR0 (None without XSAVE).
+pub fn run(features: &CpuFeatures, agents: &[AgentModule], host_xcr0: Option<u64>) -> RunStatus {
     if !features.has_vmx {
         let svm = if features.has_svm {
             ", AMD SVM is present"
@@ -51,13 +53,18 @@ pub fn run(features: &CpuFeatures) -> RunStatus {
     }
     // SAFETY: `region` is a fresh, 4 KiB aligned allocation of 4096 bytes; its first dword is written.
     unsafe { region.cast::<u32>().write(header) };
-    let status = run_in_vmx_operation(&mut cpu, region as u64);
+    let status = run_in_vmx_operation(&mut cpu, region as u64, agents, host_xcr0);
     // SAFETY: VMX operation has ended (or never started), so the CPU no longer uses the region.
     unsafe { dealloc(region, REGION_LAYOUT) };
     status
 }
 
-fn run_in_vmx_operation(cpu: &mut RealVmx, region_phys: u64) -> RunStatus {
+fn run_in_vmx_operation(
+    cpu: &mut RealVmx,
+    region_phys: u64,
+    agents: &[AgentModule],
+    host_xcr0: Option<u64>,
+) -> RunStatus {
     let entry = match enter_vmx_operation(cpu, region_phys) {
         Ok(entry) => entry,
         Err(err @ BringUpError::DisabledByFirmware { .. }) => {
@@ -74,7 +81,11 @@ fn run_in_vmx_operation(cpu: &mut RealVmx, region_phys: u64) -> RunStatus {
         entry.cr0,
         entry.cr4
     );
-    read_capabilities(cpu).report(line);
+    let caps = read_capabilities(cpu);
+    caps.report(line);
+    if !agents.is_empty() {
+        guests::run(cpu, &caps, agents, host_xcr0);
+    }
     if let Err(err) = leave_vmx_operation(cpu) {
         return fail(err);
     }

@@ -1,0 +1,269 @@
+//! Exit handlers, written only against the backend-neutral [`Vcpu`] trait: hypercalls, port I/O to the
+//! guest console, CPUID filtering, MSR allow-list, XSETBV checks, the tool device MMIO window, and the
+//! exits that stop a guest (HLT, memory violations, triple faults, anything unexpected).
+
+use crate::hypercall::{self, HypercallResult};
+use crate::vcpu::{Registers, Vcpu, VmExit, RAX, RBX, RCX, RDX};
+use crate::vm::{GuestState, LogSink, StopReason};
+use alloc::format;
+use hypercall_abi::mmio::{self, Register, DEVICE_ID, TOOL_DEVICE_GPA, TOOL_DEVICE_SIZE};
+use hypercall_abi::VERSION;
+use vmx::mmio_decode;
+
+/// Ports a guest may write its console to (Bochs/QEMU debug port, COM1 data register).
+pub const CONSOLE_PORTS: [u16; 2] = [0xE9, 0x3F8];
+/// COM1 line status register: reads say "transmitter empty" so a UART driver keeps writing.
+const COM1_LINE_STATUS: u16 = 0x3FD;
+const LSR_THR_EMPTY: u32 = 0x60;
+/// MSRs a guest may read and write (they live in the VMCS guest area): FS/GS base, kernel GS base.
+pub const MSR_ALLOW_LIST: [u32; 3] = [0xC000_0100, 0xC000_0101, 0xC000_0102];
+/// Hypervisor CPUID leaf range and signature.
+pub const HYPERVISOR_LEAF: u32 = 0x4000_0000;
+pub const HYPERVISOR_SIGNATURE: &[u8; 12] = b"probevisor\0\0";
+const CPUID1_ECX_VMX: u32 = 1 << 5;
+const CPUID1_ECX_HYPERVISOR: u32 = 1 << 31;
+const XCR0_X87: u64 = 1;
+const XCR0_SSE: u64 = 2;
+const XCR0_AVX: u64 = 4;
+
+/// What the scheduler does with the guest after an exit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitAction {
+    Resume,
+    /// The time slice is over: run the next guest.
+    Yield,
+    Stop(StopReason),
+}
+
+/// What the handlers need from the host.
+pub struct ExitEnv<'a> {
+    pub log: &'a mut dyn LogSink,
+    /// Native CPUID (leaf, subleaf) -> [EAX, EBX, ECX, EDX].
+    pub host_cpuid: &'a dyn Fn(u32, u32) -> [u32; 4],
+    /// XCR0 bits a guest may enable (the host's own XCR0).
+    pub xcr0_allowed: u64,
+}
+
+fn set_rax_rdx(regs: &mut Registers, (rax, rdx): (u64, u64)) {
+    regs.gpr[RAX] = rax;
+    regs.gpr[RDX] = rdx;
+}
+
+/// Handles one exit of `vcpu` (guest state `guest`) and says what happens next.
+pub fn handle_exit<V: Vcpu + ?Sized>(
+    vcpu: &mut V,
+    exit: VmExit,
+    guest: &mut GuestState,
+    env: &mut ExitEnv<'_>,
+) -> ExitAction {
+    guest.stats.exits += 1;
+    match exit {
+        VmExit::Hypercall => {
+            let (number, gpa) = (vcpu.regs().gpr[RAX], vcpu.regs().gpr[RBX]);
+            let len = vcpu.exit_instruction_len();
+            match hypercall::handle(number, gpa, vcpu.memory_mut(), guest, env.log) {
+                HypercallResult::Reply(response) => {
+                    set_rax_rdx(vcpu.regs_mut(), response.registers());
+                    vcpu.advance_rip(len);
+                    ExitAction::Resume
+                }
+                HypercallResult::Stop(reason) => ExitAction::Stop(reason),
+            }
+        }
+        VmExit::Cpuid { leaf, subleaf } => {
+            let [a, b, c, d] = filtered_cpuid(leaf, subleaf, env.host_cpuid);
+            let regs = vcpu.regs_mut();
+            for (slot, value) in [(RAX, a), (RBX, b), (RCX, c), (RDX, d)] {
+                regs.gpr[slot] = u64::from(value);
+            }
+            let len = vcpu.exit_instruction_len();
+            vcpu.advance_rip(len);
+            ExitAction::Resume
+        }
+        VmExit::Msr { msr, write, .. } => {
+            // Allowed MSRs are passed through by the bitmap; any MSR that exits is refused with #GP.
+            env.log.line(format_args!(
+                "guest {}: {} of MSR {msr:#x} refused (#GP)",
+                guest.name,
+                if write { "WRMSR" } else { "RDMSR" }
+            ));
+            vcpu.inject_gp();
+            ExitAction::Resume
+        }
+        VmExit::PortIo {
+            port,
+            size,
+            write,
+            value,
+            string,
+        } => port_io(vcpu, guest, env, port, size, write, value, string),
+        VmExit::Xsetbv { xcr, value } => {
+            if xcr == 0 && xcr0_valid(value, env.xcr0_allowed) {
+                vcpu.set_guest_xcr0(value);
+                let len = vcpu.exit_instruction_len();
+                vcpu.advance_rip(len);
+            } else {
+                env.log.line(format_args!(
+                    "guest {}: XSETBV xcr{xcr}={value:#x} refused (#GP)",
+                    guest.name
+                ));
+                vcpu.inject_gp();
+            }
+            ExitAction::Resume
+        }
+        VmExit::MmioAccess { gpa, write, fetch } => {
+            if !fetch && (TOOL_DEVICE_GPA..TOOL_DEVICE_GPA + TOOL_DEVICE_SIZE).contains(&gpa) {
+                return tool_device(vcpu, guest, env, gpa, write);
+            }
+            stop_with_dump(vcpu, env, StopReason::MemoryViolation { gpa, write, fetch })
+        }
+        VmExit::Hlt => ExitAction::Stop(StopReason::Halted),
+        VmExit::PreemptionTimer => {
+            guest.stats.time_slices += 1;
+            ExitAction::Yield
+        }
+        VmExit::HostInterrupt => ExitAction::Resume,
+        VmExit::TripleFault => stop_with_dump(vcpu, env, StopReason::TripleFault),
+        VmExit::Fault { vector, .. } => stop_with_dump(vcpu, env, StopReason::Fault { vector }),
+        VmExit::Other { reason, name } => stop_with_dump(
+            vcpu,
+            env,
+            StopReason::UnexpectedExit(format!("exit reason {reason} ({name})")),
+        ),
+    }
+}
+
+fn stop_with_dump<V: Vcpu + ?Sized>(
+    vcpu: &mut V,
+    env: &mut ExitEnv<'_>,
+    reason: StopReason,
+) -> ExitAction {
+    for line in vcpu.diagnostic_dump() {
+        env.log.line(format_args!("  {line}"));
+    }
+    ExitAction::Stop(reason)
+}
+
+/// CPUID as the guest sees it: no VMX, the hypervisor bit set, and the probevisor leaf at 0x40000000.
+pub fn filtered_cpuid(leaf: u32, subleaf: u32, host: &dyn Fn(u32, u32) -> [u32; 4]) -> [u32; 4] {
+    if leaf == HYPERVISOR_LEAF {
+        let word = |i: usize| {
+            u32::from_le_bytes(HYPERVISOR_SIGNATURE[i..i + 4].try_into().unwrap_or([0; 4]))
+        };
+        return [HYPERVISOR_LEAF, word(0), word(4), word(8)];
+    }
+    if (HYPERVISOR_LEAF..HYPERVISOR_LEAF + 0x100).contains(&leaf) {
+        return [0; 4];
+    }
+    let mut out = host(leaf, subleaf);
+    if leaf == 1 {
+        out[2] = (out[2] & !CPUID1_ECX_VMX) | CPUID1_ECX_HYPERVISOR;
+    }
+    out
+}
+
+/// A valid XCR0 for a guest: x87 set, AVX only with SSE, no bit the host does not allow.
+pub fn xcr0_valid(value: u64, allowed: u64) -> bool {
+    let known = XCR0_X87 | XCR0_SSE | XCR0_AVX;
+    value & XCR0_X87 != 0
+        && value & !(known & allowed) == 0
+        && (value & XCR0_AVX == 0 || value & XCR0_SSE != 0)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn port_io<V: Vcpu + ?Sized>(
+    vcpu: &mut V,
+    guest: &mut GuestState,
+    env: &mut ExitEnv<'_>,
+    port: u16,
+    size: u8,
+    write: bool,
+    value: u32,
+    string: bool,
+) -> ExitAction {
+    let len = vcpu.exit_instruction_len();
+    if !string && write && CONSOLE_PORTS.contains(&port) {
+        guest.console_write(&value.to_le_bytes()[..usize::from(size.min(4))], env.log);
+    } else if !string && !write && port == COM1_LINE_STATUS && size == 1 {
+        let regs = vcpu.regs_mut();
+        regs.gpr[RAX] = (regs.gpr[RAX] & !0xFF) | u64::from(LSR_THR_EMPTY);
+    } else {
+        return stop_with_dump(vcpu, env, StopReason::BadPortIo { port, write });
+    }
+    vcpu.advance_rip(len);
+    ExitAction::Resume
+}
+
+/// Emulates one access to the tool device window (decoded with iced-x86 through vmx::mmio_decode).
+fn tool_device<V: Vcpu + ?Sized>(
+    vcpu: &mut V,
+    guest: &mut GuestState,
+    env: &mut ExitEnv<'_>,
+    gpa: u64,
+    write: bool,
+) -> ExitAction {
+    let regs = *vcpu.regs();
+    let (bytes, fetched) =
+        crate::guest_memory::fetch_instruction(vcpu.memory(), regs.cr3, regs.rip);
+    let bad = |why: alloc::string::String| ExitAction::Stop(StopReason::BadDeviceAccess(why));
+    let insn = match mmio_decode::decode(&bytes[..fetched]) {
+        Ok(insn) if !insn.rep && (insn.direction == mmio_decode::MmioDirection::Write) == write => {
+            insn
+        }
+        Ok(insn) => {
+            return bad(format!(
+                "{:?} at rip {:#x} is not a single access of the faulting kind",
+                insn.mnemonic, regs.rip
+            ))
+        }
+        Err(err) => return bad(format!("{err} at rip {:#x}", regs.rip)),
+    };
+    let register = match mmio::decode_access(gpa, insn.size, write) {
+        Ok(register) => register,
+        Err(err) => return bad(format!("{err:?}")),
+    };
+    if write {
+        let value = insn
+            .write_value(|r| regs.gpr.get(usize::from(r)).copied().unwrap_or(0))
+            .unwrap_or(0);
+        match register {
+            Register::RequestGpa => guest.device.request_gpa = value,
+            Register::Doorbell => {
+                let request = guest.device.request_gpa;
+                match hypercall::handle(value, request, vcpu.memory_mut(), guest, env.log) {
+                    HypercallResult::Reply(response) => {
+                        (guest.device.status, guest.device.result_len) = response.registers();
+                    }
+                    HypercallResult::Stop(reason) => return ExitAction::Stop(reason),
+                }
+            }
+            _ => return bad(format!("write to read-only register {register:?}")),
+        }
+    } else {
+        let value = match register {
+            Register::Id => u64::from(DEVICE_ID),
+            Register::Version => u64::from(VERSION),
+            Register::RequestGpa => guest.device.request_gpa,
+            Register::Status => guest.device.status,
+            Register::ResultLen => guest.device.result_len,
+            Register::Doorbell => return bad(format!("read of write-only register {register:?}")),
+        };
+        let Some(target) = insn.register() else {
+            return bad(format!("read into a non-register at rip {:#x}", regs.rip));
+        };
+        let slot = usize::from(target.index);
+        let old = regs.gpr.get(slot).copied().unwrap_or(0);
+        if let (Some(new), Some(dest)) = (
+            insn.apply_read(old, value),
+            vcpu.regs_mut().gpr.get_mut(slot),
+        ) {
+            *dest = new;
+        }
+    }
+    vcpu.advance_rip(u64::from(insn.len));
+    ExitAction::Resume
+}
+
+#[cfg(test)]
+#[path = "exits_tests.rs"]
+mod tests;

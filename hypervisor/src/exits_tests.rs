@@ -1,0 +1,305 @@
+use super::*;
+use crate::fake_vcpu::{host_cpuid, FakeVcpu, Lines};
+use crate::guest_memory::{build_boot_structures, PML4_GPA};
+use alloc::vec;
+use hypercall_abi::{Kind, Request, Status};
+
+const MEM: usize = 0x10_0000 * 2;
+
+fn env(log: &mut Lines) -> ExitEnv<'_> {
+    ExitEnv {
+        log,
+        host_cpuid: &host_cpuid,
+        xcr0_allowed: 7,
+    }
+}
+
+/// Places a request of `kind` with text `args` at 0x8000 (text at 0x9000) and points RAX/RBX at it.
+fn stage(vcpu: &mut FakeVcpu, kind: Kind, text: &[u8], exit_code: u32) {
+    let mut r = Request::new(kind);
+    r.exit_code = exit_code;
+    (r.args_gpa, r.args_len) = (0x9000, text.len() as u64);
+    if kind == Kind::ToolCall {
+        vcpu.mem[0xA000..0xA009].copy_from_slice(b"read_file");
+        (r.name_gpa, r.name_len) = (0xA000, 9);
+        (r.result_gpa, r.result_cap) = (0xB000, 64);
+    }
+    vcpu.mem[0x8000..0x8040].copy_from_slice(&r.to_bytes());
+    vcpu.mem[0x9000..0x9000 + text.len()].copy_from_slice(text);
+    vcpu.regs.gpr[RAX] = kind as u64;
+    vcpu.regs.gpr[RBX] = 0x8000;
+}
+
+#[test]
+fn console_write_hypercall_prints_tagged_lines() {
+    let mut vcpu = FakeVcpu::new(MEM, vec![]);
+    let mut guest = GuestState::new("benign");
+    let mut log = Lines::default();
+    stage(&mut vcpu, Kind::ConsoleWrite, b"hello\nworld\n", 0);
+    let action = handle_exit(&mut vcpu, VmExit::Hypercall, &mut guest, &mut env(&mut log));
+    assert_eq!(action, ExitAction::Resume);
+    assert_eq!(log.0, ["[guest benign] hello", "[guest benign] world"]);
+    assert_eq!(
+        (vcpu.regs.gpr[RAX], vcpu.regs.gpr[RDX], vcpu.regs.rip),
+        (0, 12, 3)
+    );
+}
+
+#[test]
+fn bad_pointer_is_an_error_status_and_an_audit_line() {
+    let mut vcpu = FakeVcpu::new(MEM, vec![]);
+    let mut guest = GuestState::new("bad");
+    let mut log = Lines::default();
+    stage(&mut vcpu, Kind::ConsoleWrite, b"x", 0);
+    vcpu.mem[0x8020..0x8028].copy_from_slice(&0x8000_0000u64.to_le_bytes());
+    let action = handle_exit(&mut vcpu, VmExit::Hypercall, &mut guest, &mut env(&mut log));
+    assert_eq!(action, ExitAction::Resume);
+    assert_eq!(vcpu.regs.gpr[RAX], Status::BadPointer as u64);
+    assert!(
+        log.has("audit: guest bad hypercall 0x2 request 0x8000 refused (bad pointer)"),
+        "{:?}",
+        log.0
+    );
+    assert_eq!(guest.stats.refused_requests, 1);
+    vcpu.regs.gpr[RBX] = u64::MAX - 63;
+    handle_exit(&mut vcpu, VmExit::Hypercall, &mut guest, &mut env(&mut log));
+    assert_eq!(vcpu.regs.gpr[RAX], Status::BadPointer as u64);
+}
+
+#[test]
+fn exit_hypercall_stops_the_guest() {
+    let mut vcpu = FakeVcpu::new(MEM, vec![]);
+    let mut guest = GuestState::new("g");
+    let mut log = Lines::default();
+    stage(&mut vcpu, Kind::Exit, b"", 0);
+    let action = handle_exit(&mut vcpu, VmExit::Hypercall, &mut guest, &mut env(&mut log));
+    assert_eq!(
+        action,
+        ExitAction::Stop(StopReason::Exited {
+            code: 0,
+            message: "".into()
+        })
+    );
+}
+
+#[test]
+fn tool_call_is_refused_without_policy() {
+    let mut vcpu = FakeVcpu::new(MEM, vec![]);
+    let mut guest = GuestState::new("g");
+    let mut log = Lines::default();
+    stage(&mut vcpu, Kind::ToolCall, b"{\"path\":\"/x\"}", 0);
+    let action = handle_exit(&mut vcpu, VmExit::Hypercall, &mut guest, &mut env(&mut log));
+    assert_eq!(action, ExitAction::Resume);
+    assert_eq!(vcpu.regs.gpr[RAX], Status::Denied as u64);
+    let len = vcpu.regs.gpr[RDX] as usize;
+    assert_eq!(&vcpu.mem[0xB000..0xB000 + len], b"no policy loaded");
+    assert!(log.has("tool call read_file"));
+    assert_eq!(
+        (guest.stats.tool_calls, guest.stats.tool_calls_denied),
+        (1, 1)
+    );
+}
+
+#[test]
+fn cpuid_hides_vmx_and_shows_probevisor() {
+    let leaf1 = filtered_cpuid(1, 0, &host_cpuid);
+    assert_eq!(leaf1[2] & CPUID1_ECX_VMX, 0);
+    assert_ne!(leaf1[2] & CPUID1_ECX_HYPERVISOR, 0);
+    let mut vcpu = FakeVcpu::new(MEM, vec![]);
+    let mut guest = GuestState::new("g");
+    let mut log = Lines::default();
+    vcpu.insn_len = 2;
+    handle_exit(
+        &mut vcpu,
+        VmExit::Cpuid {
+            leaf: HYPERVISOR_LEAF,
+            subleaf: 0,
+        },
+        &mut guest,
+        &mut env(&mut log),
+    );
+    let mut sig = [0u8; 12];
+    for (i, r) in [RBX, RCX, RDX].into_iter().enumerate() {
+        sig[4 * i..4 * i + 4].copy_from_slice(&(vcpu.regs.gpr[r] as u32).to_le_bytes());
+    }
+    assert_eq!(&sig, b"probevisor\0\0");
+    assert_eq!(vcpu.regs.rip, 2);
+    assert_eq!(filtered_cpuid(0x4000_0001, 0, &host_cpuid), [0; 4]);
+    assert_eq!(filtered_cpuid(7, 0, &host_cpuid), [7, 1, 2, 3]);
+}
+
+#[test]
+fn msr_outside_allow_list_and_bad_xsetbv_inject_gp() {
+    let mut vcpu = FakeVcpu::new(MEM, vec![]);
+    let mut guest = GuestState::new("g");
+    let mut log = Lines::default();
+    let action = handle_exit(
+        &mut vcpu,
+        VmExit::Msr {
+            msr: 0x10,
+            write: false,
+            value: 0,
+        },
+        &mut guest,
+        &mut env(&mut log),
+    );
+    assert_eq!(
+        (action, vcpu.gp_injected, vcpu.regs.rip),
+        (ExitAction::Resume, 1, 0)
+    );
+    handle_exit(
+        &mut vcpu,
+        VmExit::Xsetbv { xcr: 0, value: 5 },
+        &mut guest,
+        &mut env(&mut log),
+    );
+    assert_eq!((vcpu.gp_injected, vcpu.xcr0), (2, None));
+    handle_exit(
+        &mut vcpu,
+        VmExit::Xsetbv { xcr: 0, value: 7 },
+        &mut guest,
+        &mut env(&mut log),
+    );
+    assert_eq!(
+        (vcpu.gp_injected, vcpu.xcr0, vcpu.regs.rip),
+        (2, Some(7), 3)
+    );
+    assert!(xcr0_valid(3, 3) && !xcr0_valid(7, 3) && !xcr0_valid(2, 7) && !xcr0_valid(0x201, 7));
+}
+
+#[test]
+fn console_ports_buffer_lines_and_other_ports_stop_the_guest() {
+    let mut vcpu = FakeVcpu::new(MEM, vec![]);
+    let mut guest = GuestState::new("p");
+    let mut log = Lines::default();
+    for byte in b"hi\n" {
+        let exit = VmExit::PortIo {
+            port: 0xE9,
+            size: 1,
+            write: true,
+            value: u32::from(*byte),
+            string: false,
+        };
+        assert_eq!(
+            handle_exit(&mut vcpu, exit, &mut guest, &mut env(&mut log)),
+            ExitAction::Resume
+        );
+    }
+    assert_eq!(log.0, ["[guest p] hi"]);
+    // a 4-byte OUT with NUL padding (a CPUID signature) prints only the text bytes
+    let exit = VmExit::PortIo {
+        port: 0x3F8,
+        size: 4,
+        write: true,
+        value: u32::from_le_bytes(*b"or\0\0"),
+        string: false,
+    };
+    handle_exit(&mut vcpu, exit, &mut guest, &mut env(&mut log));
+    guest.flush_console(&mut log);
+    assert_eq!(log.0, ["[guest p] hi", "[guest p] or"]);
+    let exit = VmExit::PortIo {
+        port: 0x64,
+        size: 1,
+        write: false,
+        value: 0,
+        string: false,
+    };
+    let action = handle_exit(&mut vcpu, exit, &mut guest, &mut env(&mut log));
+    assert_eq!(
+        action,
+        ExitAction::Stop(StopReason::BadPortIo {
+            port: 0x64,
+            write: false
+        })
+    );
+}
+
+#[test]
+fn memory_violation_and_triple_fault_stop_with_a_dump() {
+    let mut vcpu = FakeVcpu::new(MEM, vec![]);
+    let mut guest = GuestState::new("m");
+    let mut log = Lines::default();
+    let exit = VmExit::MmioAccess {
+        gpa: 0x8000_0000,
+        write: true,
+        fetch: false,
+    };
+    let action = handle_exit(&mut vcpu, exit, &mut guest, &mut env(&mut log));
+    assert_eq!(
+        action,
+        ExitAction::Stop(StopReason::MemoryViolation {
+            gpa: 0x8000_0000,
+            write: true,
+            fetch: false
+        })
+    );
+    assert!(log.has("FAKE_DUMP"));
+    let action = handle_exit(
+        &mut vcpu,
+        VmExit::TripleFault,
+        &mut guest,
+        &mut env(&mut log),
+    );
+    assert_eq!(action, ExitAction::Stop(StopReason::TripleFault));
+    assert_eq!(
+        handle_exit(&mut vcpu, VmExit::Hlt, &mut guest, &mut env(&mut log)),
+        ExitAction::Stop(StopReason::Halted)
+    );
+}
+
+#[test]
+fn tool_device_reads_id_and_rings_the_doorbell() {
+    let mut vcpu = FakeVcpu::new(MEM, vec![]);
+    build_boot_structures(&mut vcpu.mem).unwrap();
+    vcpu.regs.cr3 = PML4_GPA;
+    let mut guest = GuestState::new("d");
+    let mut log = Lines::default();
+    // mov eax, [rax]
+    vcpu.mem[0x10_0000..0x10_0002].copy_from_slice(&[0x8B, 0x00]);
+    vcpu.regs.rip = 0x10_0000;
+    vcpu.regs.gpr[RAX] = TOOL_DEVICE_GPA;
+    let exit = VmExit::MmioAccess {
+        gpa: TOOL_DEVICE_GPA,
+        write: false,
+        fetch: false,
+    };
+    assert_eq!(
+        handle_exit(&mut vcpu, exit, &mut guest, &mut env(&mut log)),
+        ExitAction::Resume
+    );
+    assert_eq!(
+        (vcpu.regs.gpr[RAX], vcpu.regs.rip),
+        (u64::from(DEVICE_ID), 0x10_0002)
+    );
+    // mov [rcx], rbx: REQUEST_GPA then DOORBELL
+    stage(&mut vcpu, Kind::ConsoleWrite, b"via mmio\n", 0);
+    vcpu.mem[0x10_0002..0x10_0005].copy_from_slice(&[0x48, 0x89, 0x19]);
+    for (offset, value) in [(0x08, 0x8000), (0x10, Kind::ConsoleWrite as u64)] {
+        vcpu.regs.rip = 0x10_0002;
+        vcpu.regs.gpr[RCX] = TOOL_DEVICE_GPA + offset;
+        vcpu.regs.gpr[RBX] = value;
+        let exit = VmExit::MmioAccess {
+            gpa: TOOL_DEVICE_GPA + offset,
+            write: true,
+            fetch: false,
+        };
+        assert_eq!(
+            handle_exit(&mut vcpu, exit, &mut guest, &mut env(&mut log)),
+            ExitAction::Resume
+        );
+    }
+    assert_eq!(log.0, ["[guest d] via mmio"]);
+    assert_eq!((guest.device.status, guest.device.result_len), (0, 9));
+    // a 4-byte read of an 8-byte register is refused
+    vcpu.regs.rip = 0x10_0000;
+    vcpu.regs.gpr[RAX] = TOOL_DEVICE_GPA + 0x18;
+    let exit = VmExit::MmioAccess {
+        gpa: TOOL_DEVICE_GPA + 0x18,
+        write: false,
+        fetch: false,
+    };
+    assert!(matches!(
+        handle_exit(&mut vcpu, exit, &mut guest, &mut env(&mut log)),
+        ExitAction::Stop(StopReason::BadDeviceAccess(_))
+    ));
+}

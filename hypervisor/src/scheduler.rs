@@ -1,0 +1,76 @@
+//! Round-robin scheduling of guests on one CPU: each runs until its time slice ends (preemption timer
+//! exit) or it stops; a stopped guest is skipped, the others go on. Backend-neutral (any [`Vcpu`]).
+
+use crate::exits::{handle_exit, ExitAction, ExitEnv};
+use crate::vcpu::Vcpu;
+use crate::vm::{GuestState, StopReason};
+use alloc::string::ToString;
+
+/// A guest: its vCPU and its state.
+pub struct Guest<V> {
+    pub vcpu: V,
+    pub state: GuestState,
+}
+
+/// Index of the next guest after `current` (round robin) that has not stopped.
+pub fn next_runnable<V>(guests: &[Guest<V>], current: Option<usize>) -> Option<usize> {
+    let n = guests.len();
+    let start = current.map_or(0, |c| c + 1);
+    (0..n)
+        .map(|k| (start + k) % n)
+        .find(|&i| guests[i].state.stopped.is_none())
+}
+
+/// Runs every guest until all have stopped or `max_exits` exits have been handled in total (then the
+/// ones still running are stopped with [`StopReason::BudgetExhausted`]). Returns the exits handled.
+pub fn run_round_robin<V: Vcpu>(
+    guests: &mut [Guest<V>],
+    env: &mut ExitEnv<'_>,
+    max_exits: u64,
+) -> u64 {
+    let mut exits = 0u64;
+    let mut current = None;
+    while let Some(index) = next_runnable(guests, current) {
+        current = Some(index);
+        let guest = &mut guests[index];
+        loop {
+            if exits >= max_exits {
+                stop(guest, env, StopReason::BudgetExhausted { exits });
+                break;
+            }
+            let exit = match guest.vcpu.run() {
+                Ok(exit) => exit,
+                Err(err) => {
+                    for line in guest.vcpu.diagnostic_dump() {
+                        env.log.line(format_args!("  {line}"));
+                    }
+                    stop(guest, env, StopReason::EntryFailed(err.to_string()));
+                    break;
+                }
+            };
+            exits += 1;
+            match handle_exit(&mut guest.vcpu, exit, &mut guest.state, env) {
+                ExitAction::Resume => {}
+                ExitAction::Yield => break,
+                ExitAction::Stop(reason) => {
+                    stop(guest, env, reason);
+                    break;
+                }
+            }
+        }
+    }
+    exits
+}
+
+fn stop<V>(guest: &mut Guest<V>, env: &mut ExitEnv<'_>, reason: StopReason) {
+    guest.state.flush_console(env.log);
+    env.log.line(format_args!(
+        "probevisor: guest {} stopped: {reason}",
+        guest.state.name
+    ));
+    guest.state.stopped = Some(reason);
+}
+
+#[cfg(test)]
+#[path = "scheduler_tests.rs"]
+mod tests;

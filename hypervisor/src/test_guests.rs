@@ -1,0 +1,136 @@
+//! Built-in test guests, selected on the kernel command line with `testguests=NAME[,NAME...]`: a few bytes
+//! of machine code each, wrapped in an ELF image and loaded through the same loader as agents, to exercise
+//! exit paths the example agents do not reach (or reach only one of, since a stop is final).
+//!
+//! - `cpuid`: reads CPUID 0x40000000, writes the signature to port 0xE9, then HLT (ends cleanly).
+//! - `msr`: RDMSR of the TSC (not on the allow-list): #GP is injected; with no IDT the guest triple-faults.
+//! - `triple-fault`: loads an empty IDT and executes INT3: triple fault.
+//! - `xsetbv`: sets CR4.OSXSAVE, XSETBV x87|SSE (allowed; prints XCR0 = 3 read back with XGETBV), then
+//!   XSETBV with PKRU (refused: #GP, no IDT: triple fault).
+
+use crate::guest_memory::RESERVED_LOW;
+use alloc::vec::Vec;
+
+/// Where test guests are linked (the agents' base).
+pub const TEST_GUEST_BASE: u64 = 0x40_0000;
+const _: () = assert!(TEST_GUEST_BASE >= RESERVED_LOW);
+
+const CPUID_GUEST: &[u8] = &[
+    0xB8, 0x00, 0x00, 0x00, 0x40, // mov eax, 0x40000000
+    0x0F, 0xA2, // cpuid
+    0x89, 0xD8, 0xE7, 0xE9, // mov eax, ebx; out 0xE9, eax
+    0x89, 0xC8, 0xE7, 0xE9, // mov eax, ecx; out 0xE9, eax
+    0x89, 0xD0, 0xE7, 0xE9, // mov eax, edx; out 0xE9, eax
+    0xB0, 0x0A, 0xE6, 0xE9, // mov al, '\n'; out 0xE9, al
+    0xF4, // hlt
+];
+
+const MSR_GUEST: &[u8] = &[
+    0xB9, 0x10, 0x00, 0x00, 0x00, // mov ecx, 0x10 (IA32_TIME_STAMP_COUNTER)
+    0x0F, 0x32, // rdmsr
+    0xF4, // hlt (not reached: #GP with no IDT)
+];
+
+const TRIPLE_FAULT_GUEST: &[u8] = &[
+    0x0F, 0x01, 0x1D, 0x02, 0x00, 0x00, 0x00, // lidt [rip + 2]
+    0xCC, // int3
+    0xF4, // hlt (not reached)
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, // IDTR image: limit 0, base 0
+];
+
+const XSETBV_GUEST: &[u8] = &[
+    0x0F, 0x20, 0xE0, // mov rax, cr4
+    0x48, 0x0D, 0x00, 0x00, 0x04, 0x00, // or rax, CR4.OSXSAVE
+    0x0F, 0x22, 0xE0, // mov cr4, rax
+    0x31, 0xC9, 0x31, 0xD2, // xor ecx, ecx; xor edx, edx
+    0xB8, 0x03, 0x00, 0x00, 0x00, // mov eax, 3 (x87|SSE)
+    0x0F, 0x01, 0xD1, // xsetbv (allowed)
+    0x0F, 0x01, 0xD0, // xgetbv
+    0x04, 0x30, 0xE6, 0xE9, // add al, '0'; out 0xE9, al
+    0xB0, 0x0A, 0xE6, 0xE9, // mov al, '\n'; out 0xE9, al
+    0xB8, 0x01, 0x02, 0x00, 0x00, // mov eax, 0x201 (PKRU: not allowed)
+    0x31, 0xD2, // xor edx, edx
+    0x0F, 0x01, 0xD1, // xsetbv: #GP, no IDT: triple fault
+    0xF4, // hlt (not reached)
+];
+
+/// The machine code of built-in guest `name`.
+pub fn code(name: &str) -> Option<&'static [u8]> {
+    match name {
+        "cpuid" => Some(CPUID_GUEST),
+        "msr" => Some(MSR_GUEST),
+        "triple-fault" => Some(TRIPLE_FAULT_GUEST),
+        "xsetbv" => Some(XSETBV_GUEST),
+        _ => None,
+    }
+}
+
+/// The names listed by `testguests=` on the command line (the last occurrence wins), in order.
+pub fn requested(cmdline: &str) -> Vec<&str> {
+    cmdline
+        .split_ascii_whitespace()
+        .filter_map(|word| word.strip_prefix("testguests="))
+        .next_back()
+        .map(|list| list.split(',').filter(|n| !n.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+/// A static ELF64 EXEC with one read+execute PT_LOAD of `code` at [`TEST_GUEST_BASE`], entry at its start.
+pub fn elf_image(code: &[u8]) -> Vec<u8> {
+    const HEADERS: u64 = 64 + 56;
+    let mut f = Vec::with_capacity(HEADERS as usize + code.len());
+    f.extend_from_slice(b"\x7fELF\x02\x01\x01");
+    f.resize(16, 0);
+    for half in [2u16, 62] {
+        f.extend_from_slice(&half.to_le_bytes());
+    }
+    f.extend_from_slice(&1u32.to_le_bytes());
+    for word in [TEST_GUEST_BASE, 64, 0] {
+        f.extend_from_slice(&word.to_le_bytes());
+    }
+    f.extend_from_slice(&0u32.to_le_bytes());
+    for half in [64u16, 56, 1, 0, 0, 0] {
+        f.extend_from_slice(&half.to_le_bytes());
+    }
+    f.extend_from_slice(&1u32.to_le_bytes());
+    f.extend_from_slice(&5u32.to_le_bytes());
+    let len = code.len() as u64;
+    for word in [HEADERS, TEST_GUEST_BASE, TEST_GUEST_BASE, len, len, 0x1000] {
+        f.extend_from_slice(&word.to_le_bytes());
+    }
+    f.extend_from_slice(code);
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::guest_loader::parse;
+    use crate::guest_memory::GUEST_RAM_SIZE;
+    use alloc::vec;
+
+    #[test]
+    fn builtin_images_pass_the_loader() {
+        for name in ["cpuid", "msr", "triple-fault", "xsetbv"] {
+            let code = code(name).unwrap();
+            let file = elf_image(code);
+            let image = parse(&file, RESERVED_LOW, GUEST_RAM_SIZE).unwrap();
+            assert_eq!(image.entry, TEST_GUEST_BASE);
+            let mut mem = vec![0u8; GUEST_RAM_SIZE as usize];
+            image.load(&file, &mut mem).unwrap();
+            let at = TEST_GUEST_BASE as usize;
+            assert_eq!(&mem[at..at + code.len()], code, "{name}");
+        }
+        assert_eq!(code("nope"), None);
+    }
+
+    #[test]
+    fn command_line_lists_test_guests() {
+        assert_eq!(
+            requested("log=info testguests=cpuid,triple-fault"),
+            ["cpuid", "triple-fault"]
+        );
+        assert_eq!(requested("testguests=msr testguests=cpuid"), ["cpuid"]);
+        assert!(requested("log=debug").is_empty());
+    }
+}
