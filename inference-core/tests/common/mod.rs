@@ -1,0 +1,56 @@
+//! Test support shared by the integration tests: where the real models are, and the
+//! skip-or-fail rule when one is missing.
+//!
+//! Models live in `$PROBEVISOR_MODELS` (default `/root/.cache/probevisor/models`). A test
+//! whose model is missing prints `SKIP <model>: not found at <path>` and returns, unless
+//! `PROBEVISOR_REQUIRE_MODELS=1`, in which case it fails.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+pub const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+pub const GEMMA3: &str = "gemma-3-270m-q4_k_m.gguf";
+pub const QWEN25CODER: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
+
+/// Directory holding the model files.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("PROBEVISOR_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/root/.cache/probevisor/models"))
+}
+
+/// Whether a missing model must fail the test instead of skipping it.
+pub fn models_required() -> bool {
+    std::env::var("PROBEVISOR_REQUIRE_MODELS").is_ok_and(|v| v == "1")
+}
+
+/// Path of `file` when it exists; otherwise prints the SKIP line and returns None, or
+/// panics when models are required.
+pub fn model_path(file: &str) -> Option<PathBuf> {
+    let path = models_dir().join(file);
+    if path.is_file() {
+        return Some(path);
+    }
+    if models_required() {
+        panic!(
+            "{file}: not found at {} (PROBEVISOR_REQUIRE_MODELS=1)",
+            path.display()
+        );
+    }
+    eprintln!("SKIP {file}: not found at {}", path.display());
+    None
+}
+
+/// The bytes of model `file` (None when skipped, see [`model_path`]).
+pub fn read_model(file: &str) -> Option<Vec<u8>> {
+    let path = model_path(file)?;
+    Some(std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())))
+}
+
+/// Directory of the llama.cpp reference data (`/work/shared/reference` unless
+/// `PROBEVISOR_REFERENCE` says otherwise).
+pub fn reference_dir() -> PathBuf {
+    std::env::var_os("PROBEVISOR_REFERENCE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/work/shared/reference"))
+}
