@@ -1,0 +1,508 @@
+//! The governance pipeline: schema, trust tier, rate limit, adversarial pre-filter, ProbeLogits
+//! gate, constitutional rules, in this order. Every layer gives a reason; any error is a denial.
+
+use crate::action::Action;
+use crate::calibration::CalibrationCache;
+use crate::gate::{GateScore, ProbeGate};
+use crate::json::Value;
+use crate::policy::{ArgSpec, ArgType, OnInjection, Policy, ToolSpec};
+use crate::prefilter::prefilter;
+use crate::prompt::{PromptSpec, TemplateKind};
+use crate::ratelimit::RateLimiter;
+use crate::rules::{evaluate, glob, ArgFacts, Effect};
+use crate::{LogitModel, ProbeError};
+use alloc::borrow::Cow;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    Deny,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    Schema,
+    Tier,
+    RateLimit,
+    Prefilter,
+    Probe,
+    Rules,
+}
+
+impl Layer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Layer::Schema => "schema",
+            Layer::Tier => "tier",
+            Layer::RateLimit => "rate_limit",
+            Layer::Prefilter => "prefilter",
+            Layer::Probe => "probe",
+            Layer::Rules => "rules",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Deny,
+    /// Passed with a finding (a pre-filter flag that raises the probe score).
+    Flag,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Deny => "deny",
+            Status::Flag => "flag",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerOutcome {
+    pub layer: Layer,
+    pub status: Status,
+    /// Static text for the common pass cases (no allocation on the fast path).
+    pub reason: Cow<'static, str>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    /// The layer that decided: the denying one, or the last one run for an allow.
+    pub layer: Layer,
+    pub reason: String,
+    /// Calibrated p(dangerous) after any pre-filter raise, when the probe ran.
+    pub p_dangerous: Option<f32>,
+    pub score: Option<GateScore>,
+    pub layers: Vec<LayerOutcome>,
+}
+
+/// Which layers run (ablations). The pre-filter's neutralisation always applies before a prompt
+/// is built; `prefilter = false` only stops its findings from denying or raising the score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layers {
+    pub schema: bool,
+    pub tier: bool,
+    pub rate: bool,
+    pub prefilter: bool,
+    pub probe: bool,
+    pub rules: bool,
+}
+
+impl Layers {
+    pub const ALL: Layers = Layers {
+        schema: true,
+        tier: true,
+        rate: true,
+        prefilter: true,
+        probe: true,
+        rules: true,
+    };
+    pub const WITHOUT_PROBE: Layers = Layers {
+        probe: false,
+        ..Layers::ALL
+    };
+    pub const PROBE_ONLY: Layers = Layers {
+        schema: false,
+        tier: false,
+        rate: false,
+        prefilter: false,
+        probe: true,
+        rules: false,
+    };
+}
+
+pub struct Pipeline<'m, M: LogitModel> {
+    policy: Policy,
+    gate: Option<ProbeGate<'m, M>>,
+    limiter: RateLimiter,
+    layers: Layers,
+    model_digest: [u8; 32],
+}
+
+impl<'m, M: LogitModel> Pipeline<'m, M> {
+    /// Build the pipeline; with the probe layer on this prefills the prompt prefix and computes the
+    /// calibration, so a label that is not a single token fails here, not at decision time.
+    pub fn new(
+        policy: Policy,
+        model: Option<&'m M>,
+        cache: &mut CalibrationCache,
+        layers: Layers,
+    ) -> Result<Self, ProbeError> {
+        let probe = layers.probe && policy.gate.enabled;
+        let gate = match (probe, model) {
+            (false, _) => None,
+            (true, None) => {
+                return Err(ProbeError::BadRequest(
+                    "the probe layer needs a model".to_string(),
+                ))
+            }
+            (true, Some(m)) => {
+                let g = &policy.gate;
+                let spec = PromptSpec {
+                    template: g
+                        .template
+                        .unwrap_or_else(|| TemplateKind::detect(m.chat_template())),
+                    verbalizer: g.verbalizer,
+                    system: g.system.clone(),
+                    policy_text: g.policy_text.clone(),
+                    examples: g.examples.clone(),
+                };
+                Some(ProbeGate::new(m, spec, cache)?)
+            }
+        };
+        let model_digest = model.map(|m| m.model_digest()).unwrap_or([0; 32]);
+        Ok(Pipeline {
+            policy,
+            gate,
+            limiter: RateLimiter::new(),
+            layers: Layers { probe, ..layers },
+            model_digest,
+        })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+    pub fn gate(&self) -> Option<&ProbeGate<'m, M>> {
+        self.gate.as_ref()
+    }
+    pub fn model_digest(&self) -> [u8; 32] {
+        self.model_digest
+    }
+    /// Override alpha and threshold for every tool and tier (the CLI's `--alpha`).
+    pub fn set_gate_defaults(&mut self, alpha: Option<f32>, threshold: Option<f32>) {
+        let p = &mut self.policy;
+        if let Some(a) = alpha {
+            p.gate.alpha = a;
+            p.tools.values_mut().for_each(|t| t.alpha = None);
+            p.tiers.values_mut().for_each(|t| {
+                t.alpha = None;
+                t.overrides.values_mut().for_each(|o| o.alpha = None);
+            });
+        }
+        if let Some(th) = threshold {
+            p.gate.threshold = th;
+        }
+    }
+
+    /// Decide one action of `agent` at time `now_ms` (milliseconds, any fixed origin).
+    pub fn decide(&mut self, action: &Action, agent: &str, now_ms: u64) -> Decision {
+        let mut d = Decision {
+            verdict: Verdict::Deny,
+            layer: Layer::Schema,
+            reason: String::new(),
+            p_dangerous: None,
+            score: None,
+            layers: Vec::with_capacity(6),
+        };
+        match self.run_layers(action, agent, now_ms, &mut d) {
+            Ok(()) => {
+                d.verdict = Verdict::Allow;
+                d.layer = d.layers.last().map(|l| l.layer).unwrap_or(Layer::Rules);
+                d.reason = "all layers passed".to_string();
+            }
+            Err((layer, reason)) => {
+                d.layers.push(LayerOutcome {
+                    layer,
+                    status: Status::Deny,
+                    reason: Cow::Owned(reason.clone()),
+                });
+                d.verdict = Verdict::Deny;
+                d.layer = layer;
+                d.reason = reason;
+            }
+        }
+        d
+    }
+
+    fn run_layers(
+        &mut self,
+        action: &Action,
+        agent: &str,
+        now_ms: u64,
+        d: &mut Decision,
+    ) -> Result<(), (Layer, String)> {
+        let pass = |d: &mut Decision, layer, reason: Cow<'static, str>| {
+            d.layers.push(LayerOutcome {
+                layer,
+                status: Status::Pass,
+                reason,
+            })
+        };
+        let tool = self.policy.tools.get(&action.tool);
+        if self.layers.schema {
+            let spec =
+                tool.ok_or_else(|| (Layer::Schema, format!("unknown tool {:?}", action.tool)))?;
+            let limit = spec.max_args_bytes.min(self.policy.max_args_bytes);
+            validate_args(spec, &action.args, limit).map_err(|e| (Layer::Schema, e))?;
+            pass(
+                d,
+                Layer::Schema,
+                Cow::Borrowed("arguments match the tool's schema"),
+            );
+        }
+        let tier = self.policy.tier_of(agent);
+        if self.layers.tier {
+            let t = self
+                .policy
+                .tiers
+                .get(tier)
+                .ok_or_else(|| (Layer::Tier, format!("tier {tier:?} is not defined")))?;
+            if !t.tools.iter().any(|g| glob(g, &action.tool)) {
+                return Err((
+                    Layer::Tier,
+                    format!(
+                        "tier {tier:?} of agent {agent:?} may not call {:?}",
+                        action.tool
+                    ),
+                ));
+            }
+            pass(
+                d,
+                Layer::Tier,
+                Cow::Borrowed("the agent's tier may call this tool"),
+            );
+        }
+        if self.layers.rate {
+            match tool.and_then(|t| t.rate) {
+                Some(spec) => {
+                    if let Err(wait) = self.limiter.try_take(agent, &action.tool, spec, now_ms) {
+                        return Err((
+                            Layer::RateLimit,
+                            format!(
+                                "rate limit for {agent:?}/{:?}: retry in {wait} ms",
+                                action.tool
+                            ),
+                        ));
+                    }
+                    pass(d, Layer::RateLimit, Cow::Borrowed("within the rate limit"));
+                }
+                None => pass(
+                    d,
+                    Layer::RateLimit,
+                    Cow::Borrowed("no rate limit for this tool"),
+                ),
+            }
+        }
+        // Neutralise before any prompt is built, whether or not the layer may deny.
+        let filtered = prefilter(action);
+        let mut raise = 0.0f32;
+        if self.layers.prefilter {
+            if filtered.flagged() {
+                match self.policy.on_injection {
+                    OnInjection::Deny => {
+                        return Err((
+                            Layer::Prefilter,
+                            format!("injection: {}", filtered.summary()),
+                        ))
+                    }
+                    OnInjection::Raise(by) if !self.layers.probe => {
+                        return Err((
+                            Layer::Prefilter,
+                            format!(
+                                "injection (raise {by} with no probe layer): {}",
+                                filtered.summary()
+                            ),
+                        ));
+                    }
+                    OnInjection::Raise(by) => {
+                        raise = by;
+                        d.layers.push(LayerOutcome {
+                            layer: Layer::Prefilter,
+                            status: Status::Flag,
+                            reason: Cow::Owned(format!(
+                                "neutralised, score raised by {by}: {}",
+                                filtered.summary()
+                            )),
+                        });
+                    }
+                }
+            } else {
+                pass(d, Layer::Prefilter, Cow::Borrowed("no injection found"));
+            }
+        }
+        if let Some(gate) = self.gate.as_ref().filter(|_| self.layers.probe) {
+            let (alpha, threshold) = self.policy.gate_params(tier, &action.tool);
+            let score = gate
+                .score(&filtered.action.prompt_text(), alpha)
+                .map_err(|e| (Layer::Probe, format!("probe failed: {e}")))?;
+            let p = (score.p_dangerous() + raise).min(1.0);
+            d.p_dangerous = Some(p);
+            d.score = Some(score);
+            if p >= threshold {
+                return Err((
+                    Layer::Probe,
+                    format!("p(dangerous) {p:.3} >= threshold {threshold} (alpha {alpha})"),
+                ));
+            }
+            pass(
+                d,
+                Layer::Probe,
+                Cow::Owned(format!(
+                    "p(dangerous) {p:.3} < threshold {threshold} (alpha {alpha})"
+                )),
+            );
+        }
+        if self.layers.rules {
+            let mut facts = ArgFacts::default();
+            if let Some(spec) = tool {
+                for arg in &spec.args {
+                    add_facts(&mut facts, arg, action.args.get(&arg.name));
+                }
+            }
+            match evaluate(
+                &self.policy.rules,
+                self.policy.rules_default,
+                &action.tool,
+                &facts,
+            ) {
+                (Effect::Deny, Some(r)) => {
+                    return Err((Layer::Rules, format!("rule {}: {}", r.id, r.reason)))
+                }
+                (Effect::Deny, None) => {
+                    return Err((
+                        Layer::Rules,
+                        "no rule allows this action (default deny)".to_string(),
+                    ))
+                }
+                (Effect::Allow, Some(r)) => pass(
+                    d,
+                    Layer::Rules,
+                    Cow::Owned(format!("allowed by rule {}", r.id)),
+                ),
+                (Effect::Allow, None) => {
+                    pass(d, Layer::Rules, Cow::Borrowed("no rule denies this action"))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn add_facts(facts: &mut ArgFacts, arg: &ArgSpec, value: Option<&Value>) {
+    match value {
+        Some(Value::String(s)) => facts.add(arg.kind, s),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .for_each(|s| facts.add(arg.kind, s)),
+        _ => {}
+    }
+}
+
+/// Check the arguments against the tool's declared schema.
+pub fn validate_args(spec: &ToolSpec, args: &Value, max_bytes: usize) -> Result<(), String> {
+    let obj = args.as_object().ok_or("arguments must be an object")?;
+    let size = json_len(args);
+    if size > max_bytes {
+        return Err(format!(
+            "arguments are {size} bytes, the limit is {max_bytes}"
+        ));
+    }
+    for a in &spec.args {
+        match obj.get(&a.name) {
+            None if a.required => return Err(format!("missing required argument {:?}", a.name)),
+            None => {}
+            Some(v) => check_type(a, v)?,
+        }
+    }
+    if !spec.allow_extra_args {
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !spec.args.iter().any(|a| &a.name == *k))
+        {
+            return Err(format!("undeclared argument {k:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Length of the canonical JSON text of `v`, without building it.
+fn json_len(v: &Value) -> usize {
+    match v {
+        Value::String(s) => string_len(s),
+        Value::Array(a) => 2 + a.iter().map(json_len).sum::<usize>() + a.len().saturating_sub(1),
+        Value::Object(o) => {
+            2 + o
+                .iter()
+                .map(|(k, x)| string_len(k) + 1 + json_len(x))
+                .sum::<usize>()
+                + o.len().saturating_sub(1)
+        }
+        other => other.to_json().len(),
+    }
+}
+
+fn string_len(s: &str) -> usize {
+    2 + s
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' => 2,
+            c if (c as u32) < 0x20 || c == '\u{7f}' => 6,
+            c => c.len_utf8(),
+        })
+        .sum::<usize>()
+}
+
+fn check_type(a: &ArgSpec, v: &Value) -> Result<(), String> {
+    let wrong = || {
+        format!(
+            "argument {:?} must be {:?}, found {}",
+            a.name,
+            a.ty,
+            v.type_name()
+        )
+    };
+    let too_long = |n: usize| {
+        format!(
+            "argument {:?} is {n} bytes, the limit is {}",
+            a.name, a.max_len
+        )
+    };
+    match (a.ty, v) {
+        (ArgType::String, Value::String(s)) if s.len() > a.max_len => Err(too_long(s.len())),
+        (ArgType::String, Value::String(_)) => Ok(()),
+        (ArgType::Integer, Value::Number(n)) if n.abs() < 9.0e15 && *n == (*n as i64) as f64 => {
+            Ok(())
+        }
+        (ArgType::Number, Value::Number(_)) | (ArgType::Boolean, Value::Bool(_)) => Ok(()),
+        (ArgType::StringArray, Value::Array(items)) => {
+            for item in items {
+                match item {
+                    Value::String(s) if s.len() > a.max_len => return Err(too_long(s.len())),
+                    Value::String(_) => {}
+                    _ => return Err(format!("argument {:?} must hold only strings", a.name)),
+                }
+            }
+            Ok(())
+        }
+        _ => Err(wrong()),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn json_len_matches_to_json() {
+    let v = crate::json::parse(r#"{"a":["x\"y\n\u0001é",1.5,true,null,{}],"b":{"c":-3}}"#).unwrap();
+    assert_eq!(json_len(&v), v.to_json().len());
+}
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

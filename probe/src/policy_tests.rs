@@ -1,0 +1,112 @@
+use super::*;
+
+const DEFAULT: &str = include_str!("../../policies/default.toml");
+
+#[test]
+fn default_policy_loads() {
+    let p = Policy::parse(DEFAULT).unwrap();
+    assert_eq!(p.name, "default");
+    assert_eq!(p.gate.examples.len(), 12);
+    assert_eq!(p.gate.examples.iter().filter(|e| e.dangerous).count(), 6);
+    for tool in [
+        "read_file",
+        "write_file",
+        "list_dir",
+        "delete_file",
+        "run_command",
+        "http_fetch",
+        "net_send",
+    ] {
+        assert!(p.tools.contains_key(tool), "{tool}");
+    }
+    assert_eq!(p.tier_of("builder"), "trusted");
+    assert_eq!(p.tier_of("stranger"), "untrusted");
+    assert!(p
+        .rules
+        .iter()
+        .any(|r| r.id == "no-secrets" && r.effect == Effect::Deny));
+    assert_eq!(
+        p.tools["read_file"].rate,
+        Some(RateSpec {
+            per_minute: 120.0,
+            burst: 20.0
+        })
+    );
+}
+
+#[test]
+fn gate_params_precedence() {
+    let p = Policy::parse(DEFAULT).unwrap();
+    // tier override > tool > tier > gate default
+    assert_eq!(p.gate_params("standard", "run_command"), (1.0, 0.35));
+    assert_eq!(p.gate_params("trusted", "run_command"), (1.0, 0.4));
+    assert_eq!(p.gate_params("trusted", "read_file"), (1.0, 0.6));
+    assert_eq!(p.gate_params("standard", "read_file"), (1.0, 0.5));
+}
+
+fn err(doc: &str) -> PolicyError {
+    Policy::parse(doc).unwrap_err()
+}
+
+const MINI: &str =
+    "[tools.t]\n[[tools.t.args]]\nname = \"a\"\n[tiers.untrusted]\ntools = [\"t\"]\n";
+
+#[test]
+fn minimal_policy_and_defaults() {
+    let p = Policy::parse(MINI).unwrap();
+    assert_eq!(p.gate.alpha, 1.0);
+    assert_eq!(p.gate.threshold, 0.5);
+    assert_eq!(p.on_injection, OnInjection::Deny);
+    assert_eq!(p.tools["t"].args[0].ty, ArgType::String);
+    assert!(p.tools["t"].args[0].required);
+}
+
+#[test]
+fn semantic_errors_name_the_line() {
+    let cases: &[(&str, usize, &str)] = &[
+        ("[gate]\nalpha = 2\n", 2, "outside [0, 1]"),
+        ("[gate]\nverbalizer = \"maybe\"\n", 2, "unknown verbalizer"),
+        ("[gate]\ncolour = 1\n", 2, "unknown key"),
+        (
+            "[[rules]]\nid = \"x\"\neffect = \"perhaps\"\n",
+            3,
+            "is not \"allow\" or \"deny\"",
+        ),
+        ("[policy]\ndefault_tier = \"gold\"\n", 2, "not defined"),
+        ("[agents]\nbob = \"gold\"\n", 2, "defined tier"),
+        (
+            "[tiers.x.overrides.nope]\nthreshold = 0.1\n",
+            1,
+            "unknown tool",
+        ),
+        ("[tools.u]\nburst = 3\n", 2, "burst needs rate_per_minute"),
+        (
+            "[tools.u]\n[[tools.u.args]]\nname = \"p\"\ntype = \"blob\"\n",
+            4,
+            "unknown type",
+        ),
+        (
+            "[gate]\n[[gate.examples]]\naction = \"x\"\n",
+            2,
+            "missing \"dangerous\"",
+        ),
+        ("[gate]\nthreshold = \"high\"\n", 2, "expected a number"),
+    ];
+    for (extra, line, reason) in cases {
+        let doc = alloc::format!("{extra}{MINI}");
+        let e = err(&doc);
+        assert_eq!(e.line, *line, "{extra:?}: {e}");
+        assert!(e.reason.contains(reason), "{extra:?}: {e}");
+    }
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let e = err("[tools.t]\nx = \n");
+    assert_eq!(e.line, 2);
+    assert!(Policy::parse("").unwrap_err().reason.contains("no [tools"));
+    assert!(Policy::parse("[tools.t]\n")
+        .unwrap_err()
+        .reason
+        .contains("no [tiers"));
+}
