@@ -1,0 +1,127 @@
+//! Dot-product kernels: a scalar reference path and an AVX2+FMA path chosen at run time.
+//!
+//! The SIMD code is compiled only where the target has SSE2 in its ABI: soft-float targets
+//! such as `x86_64-unknown-none` (where LLVM cannot lower AVX2 intrinsics) get the scalar
+//! path, and [`Isa::detect`] returns [`Isa::Scalar`] there.
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod avx2;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod avx2_tile;
+mod matmul;
+pub mod scalar;
+
+pub use matmul::{matmul, MatmulError, RowSelection};
+
+use crate::gguf::GgmlType;
+use crate::quant::QuantizedActs;
+
+/// The instruction set the kernels use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// Portable scalar reference code.
+    Scalar,
+    /// AVX2 + FMA + F16C (x86_64 only; only valid when [`Isa::detect`] returned it).
+    Avx2,
+}
+
+impl Isa {
+    /// The best instruction set this CPU and OS support, found with CPUID and XGETBV
+    /// (never from compile-time target features). Works in no_std.
+    /// The result is cached after the first call (CPUID is slow under a hypervisor).
+    pub fn detect() -> Isa {
+        use core::sync::atomic::{AtomicU8, Ordering};
+        static DETECTED: AtomicU8 = AtomicU8::new(0);
+        match DETECTED.load(Ordering::Relaxed) {
+            1 => return Isa::Scalar,
+            2 => return Isa::Avx2,
+            _ => {}
+        }
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        let isa = if cpu_has_avx2_fma() {
+            Isa::Avx2
+        } else {
+            Isa::Scalar
+        };
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+        let isa = Isa::Scalar;
+        DETECTED.store(if isa == Isa::Avx2 { 2 } else { 1 }, Ordering::Relaxed);
+        isa
+    }
+
+    /// `self`, but never more than what the CPU supports (so a forced `Avx2` is safe).
+    pub fn clamp_to_cpu(self) -> Isa {
+        match self {
+            Isa::Scalar => Isa::Scalar,
+            Isa::Avx2 => Isa::detect(),
+        }
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn cpu_has_avx2_fma() -> bool {
+    use core::arch::x86_64::__cpuid_count;
+    let max_leaf = __cpuid_count(0, 0).eax;
+    if max_leaf < 7 {
+        return false;
+    }
+    let l1 = __cpuid_count(1, 0);
+    let fma = l1.ecx & (1 << 12) != 0;
+    let f16c = l1.ecx & (1 << 29) != 0;
+    let osxsave = l1.ecx & (1 << 27) != 0;
+    let avx = l1.ecx & (1 << 28) != 0;
+    if !(fma && f16c && osxsave && avx) {
+        return false;
+    }
+    let (lo, _hi): (u32, u32);
+    // SAFETY: XGETBV with ECX=0 is valid because CPUID.1:ECX.OSXSAVE is set (checked above);
+    // it only reads XCR0 into EDX:EAX.
+    unsafe {
+        core::arch::asm!("xgetbv", in("ecx") 0u32, out("eax") lo, out("edx") _hi, options(nomem, nostack, preserves_flags));
+    }
+    if lo & 0b110 != 0b110 {
+        return false; // the OS does not save XMM and YMM state
+    }
+    __cpuid_count(7, 0).ebx & (1 << 5) != 0
+}
+
+/// Dot product of one weight row (`w`, type `ty`) with token `token` of `acts`, where each
+/// token row has `row_len` elements. Returns None when the types or lengths do not match.
+pub fn dot_row(
+    ty: GgmlType,
+    w: &[u8],
+    acts: &QuantizedActs,
+    token: usize,
+    row_len: usize,
+    isa: Isa,
+) -> Option<f32> {
+    let nb = row_len / ty.block_size();
+    if !row_len.is_multiple_of(ty.block_size()) || w.len() != nb * ty.type_size() {
+        return None;
+    }
+    let isa = isa.clamp_to_cpu();
+    macro_rules! pick {
+        ($f:ident, $blocks:expr, $per_row:expr) => {{
+            let a = $blocks.get(token * $per_row..(token + 1) * $per_row)?;
+            Some(match isa {
+                Isa::Scalar => scalar::$f(w, a),
+                #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+                // SAFETY: clamp_to_cpu returned Avx2, so the CPU and OS support AVX2 and FMA.
+                Isa::Avx2 => unsafe { avx2::$f(w, a) },
+                #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+                Isa::Avx2 => scalar::$f(w, a),
+            })
+        }};
+    }
+    match (ty, acts) {
+        (GgmlType::F32, QuantizedActs::F32(x)) => pick!(dot_f32_f32, x, row_len),
+        (GgmlType::F16, QuantizedActs::F32(x)) => pick!(dot_f16_f32, x, row_len),
+        (GgmlType::Q4_0, QuantizedActs::Q8_0(a)) => pick!(dot_q4_0_q8_0, a, nb),
+        (GgmlType::Q4_1, QuantizedActs::Q8_1(a)) => pick!(dot_q4_1_q8_1, a, nb),
+        (GgmlType::Q5_0, QuantizedActs::Q8_0(a)) => pick!(dot_q5_0_q8_0, a, nb),
+        (GgmlType::Q8_0, QuantizedActs::Q8_0(a)) => pick!(dot_q8_0_q8_0, a, nb),
+        (GgmlType::Q4_K, QuantizedActs::Q8K(a)) => pick!(dot_q4_k_q8_k, a, nb),
+        (GgmlType::Q6_K, QuantizedActs::Q8K(a)) => pick!(dot_q6_k_q8_k, a, nb),
+        _ => None,
+    }
+}

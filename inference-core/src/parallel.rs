@@ -1,0 +1,28 @@
+//! Task parallelism for the kernels: `Sequential` (no_std) and, with `std`, a persistent
+//! `ThreadPool` whose workers spin briefly, then sleep on a condvar, between jobs.
+
+/// Runs `n_tasks` independent tasks, possibly in parallel; returns when all are done.
+pub trait Parallel: Sync {
+    /// Threads that run tasks (including the caller).
+    fn n_threads(&self) -> usize;
+    fn for_each(&self, n_tasks: usize, f: &(dyn Fn(usize) + Sync));
+}
+
+/// Runs every task on the calling thread.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sequential;
+
+impl Parallel for Sequential {
+    fn n_threads(&self) -> usize {
+        1
+    }
+
+    fn for_each(&self, n_tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+        (0..n_tasks).for_each(f);
+    }
+}
+
+#[cfg(any(test, feature = "std"))]
+mod pool;
+#[cfg(any(test, feature = "std"))]
+pub use pool::ThreadPool;

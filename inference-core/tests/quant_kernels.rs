@@ -1,0 +1,253 @@
+//! Block decoding, activation quantisation, dot products (scalar vs AVX2 vs f32) and matmul.
+
+use inference_core::gguf::{GgmlType, Gguf};
+use inference_core::kernels::{dot_row, matmul, Isa, RowSelection};
+use inference_core::parallel::{Sequential, ThreadPool};
+use inference_core::quant::{dequantize_row, QuantizedActs};
+use inference_core::synthetic::{quantize_row, GgufWriter, Prng};
+
+const TYPES: [GgmlType; 8] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q8_0,
+    GgmlType::Q4_K,
+    GgmlType::Q6_K,
+];
+
+fn f16(v: f32) -> [u8; 2] {
+    half::f16::from_f32(v).to_bits().to_le_bytes()
+}
+
+fn deq(ty: GgmlType, b: &[u8], n: usize) -> Vec<f32> {
+    let mut out = vec![0f32; n];
+    dequantize_row(ty, b, &mut out).unwrap();
+    out
+}
+
+#[test]
+fn hand_computed_32_blocks() {
+    // Q4_0: d = 0.5, byte j = 0x1f: low nibble 15 -> (15-8)*0.5, high nibble 1 -> (1-8)*0.5.
+    let mut b = f16(0.5).to_vec();
+    b.extend([0x1f; 16]);
+    let v = deq(GgmlType::Q4_0, &b, 32);
+    assert_eq!((v[0], v[15], v[16], v[31]), (3.5, 3.5, -3.5, -3.5));
+    // Q4_1: d = 2, m = -1: 0x30 -> low 0 -> -1, high 3 -> 5.
+    let mut b = f16(2.0).to_vec();
+    b.extend(f16(-1.0));
+    b.extend([0x30; 16]);
+    let v = deq(GgmlType::Q4_1, &b, 32);
+    assert_eq!((v[3], v[20]), (-1.0, 5.0));
+    // Q5_0: d = 1, qh bit 0 and bit 16 set, qs[0] = 0x21: x0 = (1|16)-16 = 1, x16 = (2|16)-16 = 2;
+    // element 1: qs[1] = 0 and no high bit -> -16.
+    let mut b = f16(1.0).to_vec();
+    b.extend(0x0001_0001u32.to_le_bytes());
+    let mut qs = [0u8; 16];
+    qs[0] = 0x21;
+    b.extend(qs);
+    let v = deq(GgmlType::Q5_0, &b, 32);
+    assert_eq!((v[0], v[16], v[1], v[17]), (1.0, 2.0, -16.0, -16.0));
+    // Q8_0: d = 0.25, qs = -4 -> -1.
+    let mut b = f16(0.25).to_vec();
+    b.extend([(-4i8) as u8; 32]);
+    assert!(deq(GgmlType::Q8_0, &b, 32).iter().all(|&x| x == -1.0));
+}
+
+#[test]
+fn hand_computed_k_blocks() {
+    // Q4_K: d = 1, dmin = 0.5; sub-block 0 scale 2, min 4; sub-block 5 (j >= 4 packing) scale 33, min 17.
+    let mut sc = [0u8; 12];
+    sc[0] = 2;
+    sc[4] = 4;
+    sc[9] = (33 & 0xf) | ((17 & 0xf) << 4);
+    sc[1] |= (33 >> 4) << 6;
+    sc[5] |= (17 >> 4) << 6;
+    let mut b = f16(1.0).to_vec();
+    b.extend(f16(0.5));
+    b.extend(sc);
+    let mut qs = [0u8; 128];
+    qs[0] = 0x07; // element 0 (sub-block 0, low nibble) = 7
+    qs[64] = 0x90; // element 160 (sub-block 5 = high nibbles of qs[64..96]) = 9
+    b.extend(qs);
+    let v = deq(GgmlType::Q4_K, &b, 256);
+    assert_eq!(v[0], 2.0 * 7.0 - 0.5 * 4.0);
+    assert_eq!(v[160], 33.0 * 9.0 - 0.5 * 17.0);
+    assert_eq!(v[161], -0.5 * 17.0);
+    // Q6_K: d = 0.5; element 0 = (ql low 5 | qh bits0-1 = 1 -> 21) - 32 = -11 with scale 3;
+    // element 96+128 = (ql[64+32] high 0xa | qh[32] bits 6-7 = 2 -> 42) - 32 = 10 with scale sc[14] = -2.
+    let mut b = vec![0u8; 210];
+    b[0] = 0x05;
+    b[128] = 0x01;
+    b[96] = 0xa0;
+    b[160] = 0x80;
+    b[192] = 3;
+    b[192 + 14] = (-2i8) as u8;
+    b[208..210].copy_from_slice(&f16(0.5));
+    let v = deq(GgmlType::Q6_K, &b, 256);
+    assert_eq!(v[0], 0.5 * 3.0 * -11.0);
+    assert_eq!(v[224], 0.5 * -2.0 * 10.0);
+}
+
+fn random_vec(rng: &mut Prng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.next_f32()).collect()
+}
+
+#[test]
+fn quantize_dequantize_round_trip_bounds() {
+    let mut rng = Prng::new(3);
+    // Worst-case error relative to the block's largest magnitude (|x| <= 1 here).
+    for (ty, bound) in [
+        (GgmlType::F32, 0.0),
+        (GgmlType::F16, 1e-3),
+        (GgmlType::Q4_0, 0.13), // the side opposite the max can clip by one step
+        (GgmlType::Q4_1, 0.07), // half of a (2/15) step
+        (GgmlType::Q5_0, 0.065), // one 1/16 step where it clips
+        (GgmlType::Q8_0, 0.005),
+        (GgmlType::Q4_K, 0.1), // half step plus 6-bit scale rounding
+        (GgmlType::Q6_K, 0.03),
+    ] {
+        let x = random_vec(&mut rng, 512);
+        let mut bytes = Vec::new();
+        quantize_row(ty, &x, &mut bytes).unwrap();
+        assert_eq!(bytes.len(), ty.row_bytes(512).unwrap() as usize);
+        let y = deq(ty, &bytes, 512);
+        let err = x
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(err <= bound, "{ty}: max error {err} > {bound}");
+    }
+}
+
+#[test]
+fn dequantize_refuses_bad_input() {
+    let mut out = [0f32; 32];
+    assert!(dequantize_row(GgmlType::Q4_0, &[0u8; 17], &mut out).is_err());
+    assert!(dequantize_row(GgmlType::Q2_K, &[0u8; 84], &mut [0f32; 256]).is_err());
+    assert!(dequantize_row(GgmlType::Q4_K, &[0u8; 144], &mut out).is_err());
+}
+
+/// Dot product of every type: scalar == AVX2 (tight), and close to the f32 dot of the
+/// dequantised weight with the unquantised activations (bounded by activation rounding).
+#[test]
+fn dot_products_agree_across_isas_and_with_f32() {
+    let mut rng = Prng::new(11);
+    for ty in TYPES {
+        for n in [256usize, 512, 1536] {
+            let w = random_vec(&mut rng, n);
+            let x: Vec<f32> = random_vec(&mut rng, n).iter().map(|v| v * 3.0).collect();
+            let mut wb = Vec::new();
+            quantize_row(ty, &w, &mut wb).unwrap();
+            let wd = deq(ty, &wb, n);
+            let acts = QuantizedActs::quantize(ty, &x, n).unwrap();
+            let s = dot_row(ty, &wb, &acts, 0, n, Isa::Scalar).unwrap();
+            let v = dot_row(ty, &wb, &acts, 0, n, Isa::Avx2).unwrap();
+            let abs_sum: f32 = wd.iter().zip(&x).map(|(a, b)| (a * b).abs()).sum();
+            assert!(
+                (s - v).abs() <= 1e-5 * abs_sum + 1e-6,
+                "{ty} n={n}: scalar {s} vs simd {v}"
+            );
+            let exact: f32 = wd.iter().zip(&x).map(|(a, b)| a * b).sum();
+            // Activation rounding: |x - x_q| <= amax/254 per element (Q8_K: 1/254 of its block max).
+            let act_bound: f32 = wd.iter().map(|a| a.abs()).sum::<f32>() * 3.0 / 254.0 + 1e-3;
+            let tol = if ty == GgmlType::F32 || ty == GgmlType::F16 {
+                1e-4 * abs_sum
+            } else {
+                act_bound
+            };
+            assert!(
+                (s - exact).abs() <= tol,
+                "{ty} n={n}: {s} vs f32 {exact} (tol {tol})"
+            );
+        }
+    }
+}
+
+#[test]
+fn isa_detection_finds_avx2_on_this_machine_when_the_cpu_has_it() {
+    let has = std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+        && std::is_x86_feature_detected!("f16c");
+    assert_eq!(Isa::detect() == Isa::Avx2, has);
+    assert_eq!(Isa::Scalar.clamp_to_cpu(), Isa::Scalar);
+}
+
+#[test]
+fn matmul_matches_row_dots_for_all_types_and_selections() {
+    let mut rng = Prng::new(5);
+    let pool = ThreadPool::new(2);
+    for ty in TYPES {
+        let (row_len, n_rows, n_tok) = (256usize, 37usize, 5usize);
+        let w = random_vec(&mut rng, row_len * n_rows);
+        let mut wr = GgufWriter::new();
+        wr.add_tensor_f32("w", &[row_len as u64, n_rows as u64], ty, &w)
+            .unwrap();
+        let file = wr.to_bytes();
+        let g = Gguf::parse(&file).unwrap();
+        let t = g.tensor("w").unwrap();
+        let x = random_vec(&mut rng, row_len * n_tok);
+        let acts = QuantizedActs::quantize(ty, &x, row_len).unwrap();
+        for isa in [Isa::Scalar, Isa::Avx2] {
+            let mut out = vec![0f32; n_rows * n_tok];
+            matmul(t, &x, n_tok, &mut out, RowSelection::All, isa, &Sequential).unwrap();
+            let mut out_pool = vec![0f32; n_rows * n_tok];
+            matmul(t, &x, n_tok, &mut out_pool, RowSelection::All, isa, &pool).unwrap();
+            assert_eq!(out, out_pool, "{ty}: thread pool result differs");
+            for tok in 0..n_tok {
+                for r in 0..n_rows {
+                    let d = dot_row(ty, t.row(r).unwrap(), &acts, tok, row_len, isa).unwrap();
+                    let got = out[tok * n_rows + r];
+                    // Tiles and row kernels round identically: results never depend on tiling.
+                    assert_eq!(
+                        got.to_bits(),
+                        d.to_bits(),
+                        "{ty} {isa:?} token {tok} row {r}"
+                    );
+                }
+            }
+            let sel = [36u32, 0, 7];
+            let mut part = vec![0f32; sel.len() * n_tok];
+            matmul(
+                t,
+                &x,
+                n_tok,
+                &mut part,
+                RowSelection::Rows(&sel),
+                isa,
+                &pool,
+            )
+            .unwrap();
+            for tok in 0..n_tok {
+                for (j, &r) in sel.iter().enumerate() {
+                    let (a, b) = (part[tok * sel.len() + j], out[tok * n_rows + r as usize]);
+                    // Selected rows may take the row path where `All` took a tile.
+                    assert_eq!(a.to_bits(), b.to_bits(), "{ty} {isa:?}: {a} vs {b}");
+                }
+            }
+        }
+        let mut out = vec![0f32; n_tok];
+        assert!(matmul(
+            t,
+            &x,
+            n_tok,
+            &mut out,
+            RowSelection::Rows(&[37]),
+            Isa::Scalar,
+            &Sequential
+        )
+        .is_err());
+        assert!(matmul(
+            t,
+            &x[1..],
+            n_tok,
+            &mut out,
+            RowSelection::Rows(&[0]),
+            Isa::Scalar,
+            &Sequential
+        )
+        .is_err());
+    }
+}
