@@ -1,1 +1,51 @@
-fn main() {}
+//! `probevisor`: the host command line. A thin dispatcher; each command lives in its module.
+
+mod args;
+mod bench_cmd;
+mod infer_cmds;
+mod json;
+mod model_file;
+mod probe_cmds;
+mod synth_cmd;
+
+const USAGE: &str = "usage: probevisor <command> [options]
+commands:
+  tokenize --model PATH TEXT                       token ids of TEXT
+  logits   --model PATH [--top K] [--raw-out FILE] [--threads N] [--isa scalar|avx2] TEXT
+                                                   next-token logits after TEXT
+  synth-model OUT [--seed N] | blake3 FILE         tiny test model; blake3 of a file
+  generate --model PATH [-n N] [--threads N] TEXT  greedy continuation of TEXT
+  probe | eval | audit ...                         ProbeLogits commands (see `probevisor probe --help`)
+  bridge --com2 SPEC --scratch DIR ...             COM2 <-> MCP server bridge (see `probevisor bridge --help`)";
+
+fn run(cmd: &str, rest: &[String]) -> Result<(), String> {
+    match cmd {
+        "tokenize" => infer_cmds::tokenize(rest),
+        "logits" => infer_cmds::logits(rest),
+        "generate" => infer_cmds::generate(rest),
+        "bridge" => mcp_bridge::cli_main(rest),
+        "synth-model" => synth_cmd::synth_model(rest),
+        "blake3" => synth_cmd::blake3_file(rest),
+        "bench-internal" => bench_cmd::run(rest),
+        "probe" => probe_cmds::probe(rest),
+        "eval" => probe_cmds::eval(rest),
+        "audit" => probe_cmds::audit(rest),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown command '{other}'\n{USAGE}")),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((cmd, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        std::process::exit(2);
+    };
+    if let Err(e) = run(cmd, rest) {
+        eprintln!("probevisor {cmd}: {e}");
+        std::process::exit(1);
+    }
+}

@@ -7,6 +7,7 @@ mod agent;
 mod bench;
 mod emulator;
 mod image;
+mod mcp_server;
 mod run;
 mod setup;
 mod test;

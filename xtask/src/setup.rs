@@ -63,6 +63,8 @@ pub fn setup(models: &[&str]) -> Result<(), String> {
         let path = ensure_model(model)?;
         println!("setup: model {model}: {}", path.display());
     }
+    let server = crate::mcp_server::ensure_mcp_server()?;
+    println!("setup: MCP filesystem server: {}", server.display());
     Ok(())
 }
 

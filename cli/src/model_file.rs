@@ -1,0 +1,48 @@
+//! Read-only memory mapping of a GGUF model file and model setup shared by the commands.
+
+use inference_core::model::Model;
+use inference_core::parallel::ThreadPool;
+use memmap2::Mmap;
+use std::fs::File;
+
+/// A model file mapped read-only: pages are loaded on demand and shared with the page cache.
+pub struct ModelFile {
+    map: Mmap,
+}
+
+impl ModelFile {
+    pub fn open(path: &str) -> Result<ModelFile, String> {
+        let file = File::open(path).map_err(|e| format!("cannot open model '{path}': {e}"))?;
+        let len = file
+            .metadata()
+            .map_err(|e| format!("model '{path}': {e}"))?
+            .len();
+        if len == 0 {
+            return Err(format!("model '{path}' is empty"));
+        }
+        // SAFETY: the mapping is read-only and private to this process; the model file is not
+        // expected to be modified while probevisor runs (the same assumption llama.cpp makes).
+        let map =
+            unsafe { Mmap::map(&file) }.map_err(|e| format!("cannot map model '{path}': {e}"))?;
+        Ok(ModelFile { map })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+
+    /// Loads the model with `threads` threads (0: all available cores).
+    pub fn load(&self, path: &str, threads: usize) -> Result<Model<'_>, String> {
+        let mut model =
+            Model::load(self.bytes()).map_err(|e| format!("cannot load model '{path}': {e}"))?;
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+        if threads > 1 {
+            model.set_parallel(Box::new(ThreadPool::new(threads)));
+        }
+        Ok(model)
+    }
+}

@@ -1,0 +1,279 @@
+//! The forward pass: batched prefill (every matmul sees all tokens of a chunk at once) and decode.
+//!
+//! Each token's result is computed by row-wise operations only (norms, RoPE, activations, per-row
+//! activation quantisation inside the matmul, and attention over its own causal window in position
+//! order), so splitting a prompt into batches, chunks or forks gives bit-identical logits.
+
+use super::config::Arch;
+use super::ops::{self, axpy, dot, rms_norm_in_place, softmax};
+use super::weights::Linear;
+use super::{KvCache, LogitsRequest, Model, ModelError};
+use crate::kernels::{matmul, RowSelection};
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::marker::PhantomData;
+
+/// Tokens per prefill chunk: bounds the activation memory while keeping matrix-matrix work.
+pub const CHUNK: usize = 64;
+
+/// Evaluates `tokens` (already validated) and returns the requested logits.
+pub(super) fn run(
+    model: &Model<'_>,
+    cache: &mut KvCache,
+    tokens: &[u32],
+    req: LogitsRequest<'_>,
+) -> Result<Vec<f32>, ModelError> {
+    let d = model.config.n_embd;
+    let mut logits = Vec::new();
+    let mut last_hidden = Vec::new();
+    for chunk in tokens.chunks(CHUNK) {
+        let mut x = run_chunk(model, cache, chunk)?;
+        match req {
+            LogitsRequest::All => {
+                let n = chunk.len();
+                norm_rows(&mut x, &model.weights.output_norm, model.config.rms_eps, d);
+                let mut out = vec![0.0f32; n * model.config.n_vocab];
+                linear(
+                    model,
+                    &model.weights.output,
+                    &x,
+                    n,
+                    &mut out,
+                    RowSelection::All,
+                )?;
+                logits.extend_from_slice(&out);
+            }
+            _ => last_hidden = x.split_off(x.len() - d),
+        }
+    }
+    let rows = match req {
+        LogitsRequest::All => {
+            finish(model, &mut logits);
+            return Ok(logits);
+        }
+        LogitsRequest::Last => RowSelection::All,
+        LogitsRequest::LastRows(ids) => RowSelection::Rows(ids),
+    };
+    rms_norm_in_place(
+        &mut last_hidden,
+        &model.weights.output_norm,
+        model.config.rms_eps,
+    );
+    let n_out = match rows {
+        RowSelection::Rows(ids) => ids.len(),
+        _ => model.config.n_vocab,
+    };
+    let mut out = vec![0.0f32; n_out];
+    if n_out > 0 {
+        linear(
+            model,
+            &model.weights.output,
+            &last_hidden,
+            1,
+            &mut out,
+            rows,
+        )?;
+    }
+    finish(model, &mut out);
+    Ok(out)
+}
+
+fn finish(model: &Model<'_>, logits: &mut [f32]) {
+    if let Some(cap) = model.config.final_logit_softcap {
+        ops::softcap(logits, cap);
+    }
+}
+
+fn norm_rows(x: &mut [f32], w: &[f32], eps: f32, width: usize) {
+    for row in x.chunks_exact_mut(width) {
+        rms_norm_in_place(row, w, eps);
+    }
+}
+
+/// `out[t][r] = W[r] · x[t] (+ bias[r])` for `n` tokens.
+fn linear(
+    model: &Model<'_>,
+    l: &Linear<'_>,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+    rows: RowSelection<'_>,
+) -> Result<(), ModelError> {
+    matmul(&l.weight, x, n, out, rows, model.isa, &*model.par)
+        .map_err(|e| ModelError::Quant(format!("{}: {e}", l.weight.name)))?;
+    if let Some(b) = &l.bias {
+        for row in out.chunks_exact_mut(l.rows) {
+            for (o, &bv) in row.iter_mut().zip(b) {
+                *o += bv;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs one chunk through every layer, appends its K/V to `cache` and returns its hidden states.
+fn run_chunk(
+    model: &Model<'_>,
+    cache: &mut KvCache,
+    tokens: &[u32],
+) -> Result<Vec<f32>, ModelError> {
+    let c = &model.config;
+    let w = &model.weights;
+    let (n, d) = (tokens.len(), c.n_embd);
+    let start = cache.len();
+    let mut x = vec![0.0f32; n * d];
+    for (row, &id) in x.chunks_exact_mut(d).zip(tokens) {
+        let bytes = w
+            .token_embd
+            .row(id as usize)
+            .ok_or(ModelError::BadTokenId {
+                id,
+                n_vocab: c.n_vocab,
+            })?;
+        crate::quant::dequantize_row(w.token_embd.ty, bytes, row)
+            .map_err(|e| ModelError::Quant(format!("token_embd: {e}")))?;
+        if c.arch == Arch::Gemma3 {
+            let s = ops::sqrtf(d as f32);
+            row.iter_mut().for_each(|v| *v *= s);
+        }
+    }
+    let (q_w, k_w, v_w) = (
+        c.n_head * c.head_dim,
+        c.n_head_kv * c.head_dim,
+        c.n_head_kv * c.head_dim_v,
+    );
+    let mut xn = vec![0.0f32; n * d];
+    let mut q = vec![0.0f32; n * q_w];
+    let mut k = vec![0.0f32; n * k_w];
+    let mut v = vec![0.0f32; n * v_w];
+    let mut attn = vec![0.0f32; n * c.n_head * c.head_dim_v];
+    let mut proj = vec![0.0f32; n * d];
+    let mut gate = vec![0.0f32; n * c.n_ff];
+    let mut up = vec![0.0f32; n * c.n_ff];
+    for (il, lw) in w.layers.iter().enumerate() {
+        xn.copy_from_slice(&x);
+        norm_rows(&mut xn, &lw.attn_norm, c.rms_eps, d);
+        linear(model, &lw.wq, &xn, n, &mut q, RowSelection::All)?;
+        linear(model, &lw.wk, &xn, n, &mut k, RowSelection::All)?;
+        linear(model, &lw.wv, &xn, n, &mut v, RowSelection::All)?;
+        if let Some(qn) = &lw.q_norm {
+            norm_rows(&mut q, qn, c.rms_eps, c.head_dim);
+        }
+        if let Some(kn) = &lw.k_norm {
+            norm_rows(&mut k, kn, c.rms_eps, c.head_dim);
+        }
+        let rope = &model.ropes[il];
+        for t in 0..n {
+            rope.apply(&mut q[t * q_w..(t + 1) * q_w], c.head_dim, start + t);
+            rope.apply(&mut k[t * k_w..(t + 1) * k_w], c.head_dim, start + t);
+        }
+        cache.push_layer(il, &k, &v);
+        attention(model, cache, il, start, n, &q, &mut attn);
+        linear(model, &lw.wo, &attn, n, &mut proj, RowSelection::All)?;
+        if let Some(pn) = &lw.post_attn_norm {
+            norm_rows(&mut proj, pn, c.rms_eps, d);
+        }
+        x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
+
+        xn.copy_from_slice(&x);
+        norm_rows(&mut xn, &lw.ffn_norm, c.rms_eps, d);
+        linear(model, &lw.ffn_gate, &xn, n, &mut gate, RowSelection::All)?;
+        linear(model, &lw.ffn_up, &xn, n, &mut up, RowSelection::All)?;
+        match c.arch {
+            Arch::Gemma3 => ops::geglu(&mut gate, &up),
+            Arch::Llama | Arch::Qwen2 => ops::swiglu(&mut gate, &up),
+        }
+        linear(model, &lw.ffn_down, &gate, n, &mut proj, RowSelection::All)?;
+        if let Some(pn) = &lw.post_ffn_norm {
+            norm_rows(&mut proj, pn, c.rms_eps, d);
+        }
+        x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
+    }
+    cache.commit(n);
+    Ok(x)
+}
+
+/// Causal (optionally windowed) attention of the chunk's `n` queries (positions `start..start + n`)
+/// over the cached keys of layer `il`, which already include the chunk's own.
+fn attention(
+    model: &Model<'_>,
+    cache: &KvCache,
+    il: usize,
+    start: usize,
+    n: usize,
+    q: &[f32],
+    out: &mut [f32],
+) {
+    let c = &model.config;
+    let (hd, hdv) = (c.head_dim, c.head_dim_v);
+    let (k_w, v_w) = (c.n_head_kv * hd, c.n_head_kv * hdv);
+    let group = c.n_head / c.n_head_kv;
+    let window = c.layers[il].window;
+    let view = cache.layer_view(il, start + n);
+    let shared = SharedRows::new(out);
+    let task = |task: usize| {
+        let (t, h) = (task / c.n_head, task % c.n_head);
+        let pos = start + t;
+        let kvh = h / group;
+        let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+        let qh = &q[(t * c.n_head + h) * hd..][..hd];
+        let mut scores = Vec::with_capacity(pos + 1 - first);
+        let mut base = 0;
+        for (kr, _) in &view.runs {
+            let len = kr.len() / k_w;
+            for j in first.max(base)..(base + len).min(pos + 1) {
+                let kj = &kr[(j - base) * k_w + kvh * hd..][..hd];
+                scores.push(dot(qh, kj) * c.attn_scale);
+            }
+            base += len;
+        }
+        softmax(&mut scores);
+        // SAFETY: task index (t, h) is unique, so each task writes its own disjoint row.
+        let o = unsafe { shared.row(t * c.n_head + h, hdv) };
+        o.fill(0.0);
+        let mut base = 0;
+        let mut s = scores.iter();
+        for (_, vr) in &view.runs {
+            let len = vr.len() / v_w;
+            for j in first.max(base)..(base + len).min(pos + 1) {
+                let p = s.next().copied().unwrap_or(0.0);
+                axpy(o, p, &vr[(j - base) * v_w + kvh * hdv..][..hdv]);
+            }
+            base += len;
+        }
+    };
+    model.par.for_each(n * c.n_head, &task);
+}
+
+/// Lets parallel tasks write disjoint rows of one output buffer.
+struct SharedRows<'s> {
+    ptr: *mut f32,
+    len: usize,
+    _borrow: PhantomData<&'s mut [f32]>,
+}
+
+// SAFETY: the only access is `row`, whose callers write pairwise disjoint rows.
+unsafe impl Sync for SharedRows<'_> {}
+
+impl<'s> SharedRows<'s> {
+    fn new(buf: &'s mut [f32]) -> Self {
+        SharedRows {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Row `i` of `width` floats.
+    ///
+    /// # Safety
+    /// No two live calls may use the same `i` (rows must not alias).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn row(&self, i: usize, width: usize) -> &mut [f32] {
+        let start = (i * width).min(self.len);
+        let end = (start + width).min(self.len);
+        // SAFETY: start..end lies inside the borrowed buffer; the caller guarantees disjointness.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr.add(start), end - start) }
+    }
+}
