@@ -1,0 +1,481 @@
+//! `cargo xtask test`: every test, in order: setup, host unit tests of every crate (models
+//! required), clippy (host crates and the bare-metal image), the image build, then the emulator
+//! boot tests. Each check prints `test <name> ... ok|FAILED`; the last line is `N passed, M failed`.
+
+use std::time::{Duration, Instant};
+
+use crate::emulator::{self, Emulator, Expect, RunConfig};
+use crate::image::{self, IMAGE_TARGET};
+use crate::{cargo, run_status, setup};
+
+/// Lines of serial log shown for a failed emulator test.
+const TAIL_LINES: usize = 40;
+
+/// One emulator boot test.
+pub struct BootTest {
+    pub name: &'static str,
+    pub cmdline: &'static str,
+    pub emulator: Emulator,
+    pub timeout: Duration,
+    pub expect: Expect,
+}
+
+/// The emulator tests, in the order they run (Bochs runs one at a time, as all of these do).
+pub fn boot_tests() -> Vec<BootTest> {
+    vec![
+        BootTest {
+            name: "qemu-tcg-no-vtx",
+            cmdline: "",
+            emulator: Emulator::qemu_tcg(),
+            timeout: Duration::from_secs(60),
+            expect: Expect::all(&["probevisor: no VT-x", "PROBEVISOR-DONE status=no-vtx"]),
+        },
+        BootTest {
+            name: "bochs-vmxon",
+            cmdline: "",
+            emulator: Emulator::bochs(),
+            timeout: Duration::from_secs(60),
+            expect: Expect::all(&[
+                "probevisor: VMXON ok",
+                "vmx basic",
+                "PROBEVISOR-DONE status=ok",
+            ]),
+        },
+        // Built-in test guests of the hypervisor (hypervisor/src/test_guests.rs) under VT-x: CPUID filter
+        // and port I/O, MSR #GP injection, XSETBV checks, triple faults; each stops alone, the run ends ok.
+        BootTest {
+            name: "bochs-guests-builtin",
+            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv",
+            emulator: Emulator::bochs(),
+            timeout: Duration::from_secs(60),
+            expect: Expect::all(&[
+                "[guest test-cpuid] probevisor",
+                "guest test-msr: RDMSR of MSR 0x10 refused (#GP)",
+                "probevisor: guest test-triple-fault stopped: triple fault",
+                "[guest test-xsetbv] 3",
+                "probevisor: summary guest test-xsetbv: stopped: triple fault",
+                "PROBEVISOR-DONE status=ok",
+            ]),
+        },
+        BootTest {
+            name: "qemu-tcg-exception-ud",
+            cmdline: "test=ud",
+            emulator: Emulator::qemu_tcg(),
+            timeout: Duration::from_secs(60),
+            expect: Expect::all(&["EXCEPTION vector=6 ", "PROBEVISOR-DONE status=exception"]),
+        },
+        BootTest {
+            name: "qemu-tcg-exception-pf",
+            cmdline: "test=pf",
+            emulator: Emulator::qemu_tcg(),
+            timeout: Duration::from_secs(60),
+            expect: Expect::all(&["EXCEPTION vector=14 ", "PROBEVISOR-DONE status=exception"]),
+        },
+    ]
+}
+
+/// The tally of checks.
+#[derive(Default)]
+pub struct Summary {
+    pub passed: usize,
+    pub failed: Vec<String>,
+    /// Run only checks whose names contain one of these (all checks when empty).
+    pub filters: Vec<String>,
+}
+
+impl Summary {
+    /// Whether the check `name` is to run.
+    pub fn selected(&self, name: &str) -> bool {
+        self.filters.is_empty() || self.filters.iter().any(|f| name.contains(f.as_str()))
+    }
+
+    /// Prints `test <name> ... ok|FAILED` (with details on failure) and counts it.
+    pub fn record(&mut self, name: &str, elapsed: Duration, result: Result<(), String>) {
+        match result {
+            Ok(()) => {
+                println!("xtask test: {name} took {:.1} s", elapsed.as_secs_f64());
+                println!("test {name} ... ok");
+                self.passed += 1;
+            }
+            Err(details) => {
+                println!("xtask test: {name} took {:.1} s", elapsed.as_secs_f64());
+                println!("test {name} ... FAILED");
+                for line in details.lines() {
+                    println!("    {line}");
+                }
+                self.failed.push(name.to_string());
+            }
+        }
+    }
+
+    /// The summary line: `N passed, M failed`.
+    pub fn line(&self) -> String {
+        format!("{} passed, {} failed", self.passed, self.failed.len())
+    }
+}
+
+fn timed(summary: &mut Summary, name: &str, check: impl FnOnce() -> Result<(), String>) -> bool {
+    if !summary.selected(name) {
+        return false;
+    }
+    println!("xtask test: running {name}");
+    let start = Instant::now();
+    let result = check();
+    let ok = result.is_ok();
+    summary.record(name, start.elapsed(), result);
+    ok
+}
+
+/// `test [FILTER]...`: every check, or those whose names contain a FILTER (for development;
+/// CI runs them all).
+pub fn command(args: &[String]) -> Result<(), String> {
+    if let Some(option) = args.iter().find(|a| a.starts_with('-')) {
+        return Err(format!(
+            "unexpected argument `{option}` (usage: test [FILTER]...)"
+        ));
+    }
+    let mut summary = Summary {
+        filters: args.to_vec(),
+        ..Summary::default()
+    };
+    let tests: Vec<BootTest> = boot_tests()
+        .into_iter()
+        .filter(|t| summary.selected(t.name))
+        .collect();
+    let models = setup::models_dir();
+
+    timed(&mut summary, "setup", || setup::setup(setup::MODEL_NAMES));
+    timed(&mut summary, "cargo-test-workspace", || {
+        let mcp_server = crate::mcp_server::ensure_mcp_server()?;
+        run_status(
+            cargo()
+                .args(["test", "--workspace", "--no-fail-fast"])
+                .env("PROBEVISOR_MODELS", &models)
+                .env("PROBEVISOR_REQUIRE_MODELS", "1")
+                .env("PROBEVISOR_MCP_SERVER", &mcp_server)
+                .env("PROBEVISOR_REQUIRE_MCP", "1"),
+        )
+    });
+    timed(&mut summary, "clippy-host", || {
+        run_status(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    });
+    timed(&mut summary, "clippy-image", || {
+        run_status(cargo().args([
+            "clippy",
+            "-p",
+            "hypervisor",
+            "--target",
+            IMAGE_TARGET,
+            "--release",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    });
+    let gate_test = summary.selected("bochs-gate");
+    if (!tests.is_empty() || gate_test) && !summary.selected("build-image") {
+        summary.filters.push("build-image".into());
+    }
+    let elf = {
+        let mut elf = None;
+        timed(&mut summary, "build-image", || {
+            elf = Some(image::build_hypervisor()?);
+            Ok(())
+        });
+        elf
+    };
+
+    for test in tests {
+        timed(&mut summary, test.name, || {
+            let elf = elf.as_ref().ok_or("the hypervisor image did not build")?;
+            run_boot_test(&test, elf)
+        });
+    }
+    timed(&mut summary, "bochs-gate", || {
+        gate_boot_test(elf.as_ref().ok_or("the hypervisor image did not build")?)
+    });
+
+    println!();
+    if !summary.failed.is_empty() {
+        println!("failed: {}", summary.failed.join(", "));
+    }
+    println!("{}", summary.line());
+    if summary.failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} check(s) failed", summary.failed.len()))
+    }
+}
+
+/// Builds the test's ISO, boots it, and returns the failure reason with the log tail.
+fn run_boot_test(test: &BootTest, elf: &std::path::Path) -> Result<(), String> {
+    let iso = image::make_iso(elf, test.cmdline, &[], test.name)?;
+    let report = emulator::run(&RunConfig {
+        name: test.name.to_string(),
+        emulator: test.emulator.clone(),
+        iso,
+        timeout: test.timeout,
+        expect: test.expect.clone(),
+        stream: false,
+    })?;
+    if report.passed {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}\n--- last {TAIL_LINES} lines of {} ---\n{}",
+            report.reason,
+            report.run_dir.join("serial.log").display(),
+            report.tail(TAIL_LINES)
+        ))
+    }
+}
+
+/// The prompt the hypervisor digests the logits of (hypervisor/src/gate_setup.rs DIGEST_PROMPT).
+const GATE_DIGEST_PROMPT: &str = "The agent asks to read /project/README.md";
+
+/// `bochs-gate`: the tiny model, policies/tiny-model.toml and an fs tar as boot modules, agents
+/// benign and destructive plus the built-in `misbehave` guest. Checks the verdicts' layers and
+/// reasons in the AUDIT records, verifies the chain with the host CLI against AUDIT-FINAL, and
+/// compares the hypervisor's logits digest with the host CLI's scalar path.
+fn gate_boot_test(elf: &std::path::Path) -> Result<(), String> {
+    let dir = crate::probevisor_dir().join("gate-test");
+    let fs_dir = dir.join("fs");
+    for (path, text) in [
+        (
+            "project/README.md",
+            "# Gate demo\n\nA project the benign agent summarises.\n",
+        ),
+        ("home/user/notes.txt", "keep me\n"),
+    ] {
+        let file = fs_dir.join(path);
+        std::fs::create_dir_all(file.parent().ok_or("no parent")?).map_err(|e| e.to_string())?;
+        std::fs::write(&file, text).map_err(|e| e.to_string())?;
+    }
+    let tar = dir.join("fs.tar");
+    run_status(
+        std::process::Command::new("tar")
+            .args(["--format=ustar", "-cf"])
+            .arg(&tar)
+            .arg("-C")
+            .arg(&fs_dir)
+            .args(["project", "home"]),
+    )?;
+    run_status(cargo().args(["build", "--release", "-p", "probevisor-cli"]))?;
+    let cli = crate::target_dir().join("release").join("probevisor");
+    let host = |args: &[&str]| -> Result<String, String> {
+        let out = std::process::Command::new(&cli)
+            .args(args)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", cli.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            return Err(format!(
+                "probevisor {}: {}{text}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(text)
+    };
+    let s = |p: &std::path::Path| p.display().to_string();
+    let model = dir.join("tiny.gguf");
+    host(&["synth-model", &s(&model)])?;
+    let raw = dir.join("host-logits.bin");
+    host(&[
+        "logits",
+        "--model",
+        &s(&model),
+        "--threads",
+        "1",
+        "--isa",
+        "scalar",
+        "--raw-out",
+        &s(&raw),
+        GATE_DIGEST_PROMPT,
+    ])?;
+    let host_digest = host(&["blake3", &s(&raw)])?.trim().to_string();
+    let policy = crate::workspace_root().join("policies/tiny-model.toml");
+    let mut modules = vec![
+        image::Module::parse(&format!("{}:model", s(&model)))?,
+        image::Module::parse(&format!("{}:policy", s(&policy)))?,
+        image::Module::parse(&format!("{}:fs", s(&tar)))?,
+    ];
+    for agent in ["benign", "destructive"] {
+        let path = crate::agent::build(agent)?;
+        modules.push(image::Module::parse(&format!(
+            "{}:agent-{agent}",
+            s(&path)
+        ))?);
+    }
+    let iso = image::make_iso(elf, "testguests=misbehave", &modules, "bochs-gate")?;
+    let report = emulator::run(&RunConfig {
+        name: "bochs-gate".to_string(),
+        emulator: Emulator::bochs(),
+        iso,
+        // Measured 165 s in all (Bochs about 155 s): the image runs the soft-float scalar kernels.
+        timeout: Duration::from_secs(240),
+        expect: Expect::all(&[
+            "[guest benign] benign: wrote /project/SUMMARY.md",
+            "probevisor: summary guest benign: finished: exited with code 0",
+            "probevisor: summary guest test-misbehave: stopped",
+            "AUDIT-FINAL ",
+            "PROBEVISOR-DONE status=ok",
+        ]),
+        stream: false,
+    })?;
+    let log = &report.log;
+    let fail = |why: String| {
+        Err(format!(
+            "{why}\n--- last {TAIL_LINES} lines of {} ---\n{}",
+            report.run_dir.join("serial.log").display(),
+            report.tail(TAIL_LINES)
+        ))
+    };
+    if !report.passed {
+        return fail(report.reason.clone());
+    }
+    let records: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("AUDIT "))
+        .collect();
+    let expected: [(&str, &[&str]); 8] = [
+        (
+            "benign allowed with the gate's probability",
+            &[
+                r#""agent":"benign""#,
+                r#""tool":"write_file""#,
+                r#""layer":"probe","status":"pass""#,
+                r#""verdict":"allow""#,
+            ],
+        ),
+        (
+            "destructive delete denied by a rule",
+            &[
+                r#""agent":"destructive""#,
+                r#""tool":"delete_file""#,
+                r#""layer":"rules""#,
+                "deleting outside /project is refused",
+            ],
+        ),
+        (
+            "destructive list_dir denied by its tier",
+            &[
+                r#""agent":"destructive""#,
+                r#""tool":"list_dir""#,
+                r#""verdict":"deny","layer":"tier""#,
+            ],
+        ),
+        (
+            "second delete denied by the rate limit",
+            &[
+                r#""agent":"destructive""#,
+                r#""tool":"delete_file""#,
+                r#""verdict":"deny","layer":"rate_limit""#,
+            ],
+        ),
+        (
+            "destructive run_command denied by the schema",
+            &[
+                r#""agent":"destructive""#,
+                r#""tool":"run_command""#,
+                r#""verdict":"deny","layer":"schema""#,
+            ],
+        ),
+        (
+            "misbehave write_file denied by its tier",
+            &[
+                r#""agent":"test-misbehave""#,
+                r#""tool":"write_file""#,
+                r#""verdict":"deny","layer":"tier""#,
+            ],
+        ),
+        (
+            "misbehave bad pointer refused",
+            &[
+                r#""agent":"test-misbehave""#,
+                r#""tool":"hypercall""#,
+                "bad pointer",
+            ],
+        ),
+        (
+            "misbehave write outside memory",
+            &[
+                r#""agent":"test-misbehave""#,
+                r#""tool":"memory_violation""#,
+                "0x70000000",
+            ],
+        ),
+    ];
+    for (what, needles) in expected {
+        if !records
+            .iter()
+            .any(|r| needles.iter().all(|n| r.contains(n)))
+        {
+            return fail(format!("no AUDIT record for {what} (needs {needles:?})"));
+        }
+    }
+    if records
+        .iter()
+        .any(|r| r.contains(r#""verdict":"allow""#) && r.contains(r#""p_dangerous":null"#))
+    {
+        return fail("an allowed call has no gate probability".into());
+    }
+    let Some(final_hash) = log.lines().find_map(|l| l.strip_prefix("AUDIT-FINAL ")) else {
+        return fail("no AUDIT-FINAL line".into());
+    };
+    let audit_file = report.run_dir.join("audit.jsonl");
+    std::fs::write(&audit_file, records.join("\n") + "\n").map_err(|e| e.to_string())?;
+    host(&[
+        "audit",
+        "verify",
+        &s(&audit_file),
+        "--final-hash",
+        final_hash.trim(),
+    ])?;
+    let guest_digest = log.lines().find_map(|l| l.strip_prefix("logits-digest "));
+    if guest_digest.map(str::trim) != Some(host_digest.as_str()) {
+        return fail(format!(
+            "logits digest: hypervisor {guest_digest:?}, host CLI (scalar) {host_digest}"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_counts_and_formats() {
+        let mut summary = Summary::default();
+        summary.record("a", Duration::ZERO, Ok(()));
+        summary.record("b", Duration::ZERO, Err("why".into()));
+        summary.record("c", Duration::ZERO, Ok(()));
+        assert_eq!(summary.line(), "2 passed, 1 failed");
+        assert_eq!(summary.failed, vec!["b".to_string()]);
+        assert!(summary.selected("anything"));
+        summary.filters = vec!["qemu".into(), "setup".into()];
+        assert!(summary.selected("qemu-tcg-no-vtx") && summary.selected("setup"));
+        assert!(!summary.selected("bochs-vmxon"));
+    }
+
+    #[test]
+    fn boot_tests_have_unique_names_and_markers() {
+        let tests = boot_tests();
+        let mut names: Vec<&str> = tests.iter().map(|t| t.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), tests.len());
+        for test in &tests {
+            assert!(test.expect.pass_if.iter().all(|set| !set.is_empty()));
+            assert!(test.timeout <= Duration::from_secs(60));
+        }
+    }
+}
