@@ -2,6 +2,7 @@
 //! guest console, CPUID filtering, MSR allow-list, XSETBV checks, the tool device MMIO window, and the
 //! exits that stop a guest (HLT, memory violations, triple faults, anything unexpected).
 
+use crate::host_services::ToolService;
 use crate::hypercall::{self, HypercallResult};
 use crate::vcpu::{Registers, Vcpu, VmExit, RAX, RBX, RCX, RDX};
 use crate::vm::{GuestState, LogSink, StopReason};
@@ -42,6 +43,8 @@ pub struct ExitEnv<'a> {
     pub host_cpuid: &'a dyn Fn(u32, u32) -> [u32; 4],
     /// XCR0 bits a guest may enable (the host's own XCR0).
     pub xcr0_allowed: u64,
+    /// The policy gate and the tools behind it; also audits violations.
+    pub services: &'a mut dyn ToolService,
 }
 
 fn set_rax_rdx(regs: &mut Registers, (rax, rdx): (u64, u64)) {
@@ -61,7 +64,7 @@ pub fn handle_exit<V: Vcpu + ?Sized>(
         VmExit::Hypercall => {
             let (number, gpa) = (vcpu.regs().gpr[RAX], vcpu.regs().gpr[RBX]);
             let len = vcpu.exit_instruction_len();
-            match hypercall::handle(number, gpa, vcpu.memory_mut(), guest, env.log) {
+            match hypercall::handle(number, gpa, vcpu.memory_mut(), guest, env.log, env.services) {
                 HypercallResult::Reply(response) => {
                     set_rax_rdx(vcpu.regs_mut(), response.registers());
                     vcpu.advance_rip(len);
@@ -115,7 +118,14 @@ pub fn handle_exit<V: Vcpu + ?Sized>(
             if !fetch && (TOOL_DEVICE_GPA..TOOL_DEVICE_GPA + TOOL_DEVICE_SIZE).contains(&gpa) {
                 return tool_device(vcpu, guest, env, gpa, write);
             }
-            stop_with_dump(vcpu, env, StopReason::MemoryViolation { gpa, write, fetch })
+            let reason = StopReason::MemoryViolation { gpa, write, fetch };
+            env.services.violation(
+                &guest.name,
+                "memory_violation",
+                &format!("{reason}"),
+                env.log,
+            );
+            stop_with_dump(vcpu, env, reason)
         }
         VmExit::Hlt => ExitAction::Stop(StopReason::Halted),
         VmExit::PreemptionTimer => {
@@ -230,7 +240,14 @@ fn tool_device<V: Vcpu + ?Sized>(
             Register::RequestGpa => guest.device.request_gpa = value,
             Register::Doorbell => {
                 let request = guest.device.request_gpa;
-                match hypercall::handle(value, request, vcpu.memory_mut(), guest, env.log) {
+                match hypercall::handle(
+                    value,
+                    request,
+                    vcpu.memory_mut(),
+                    guest,
+                    env.log,
+                    env.services,
+                ) {
                     HypercallResult::Reply(response) => {
                         (guest.device.status, guest.device.result_len) = response.registers();
                     }

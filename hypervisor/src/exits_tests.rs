@@ -6,12 +6,17 @@ use hypercall_abi::{Kind, Request, Status};
 
 const MEM: usize = 0x10_0000 * 2;
 
-fn env(log: &mut Lines) -> ExitEnv<'_> {
+fn env<'a>(log: &'a mut Lines, services: &'a mut dyn ToolService) -> ExitEnv<'a> {
     ExitEnv {
         log,
         host_cpuid: &host_cpuid,
         xcr0_allowed: 7,
+        services,
     }
+}
+
+fn no_policy() -> impl ToolService {
+    crate::host_services::fail_closed(crate::host_services::NO_POLICY_REASON, || 0)
 }
 
 /// Places a request of `kind` with text `args` at 0x8000 (text at 0x9000) and points RAX/RBX at it.
@@ -36,7 +41,12 @@ fn console_write_hypercall_prints_tagged_lines() {
     let mut guest = GuestState::new("benign");
     let mut log = Lines::default();
     stage(&mut vcpu, Kind::ConsoleWrite, b"hello\nworld\n", 0);
-    let action = handle_exit(&mut vcpu, VmExit::Hypercall, &mut guest, &mut env(&mut log));
+    let action = handle_exit(
+        &mut vcpu,
+        VmExit::Hypercall,
+        &mut guest,
+        &mut env(&mut log, &mut no_policy()),
+    );
     assert_eq!(action, ExitAction::Resume);
     assert_eq!(log.0, ["[guest benign] hello", "[guest benign] world"]);
     assert_eq!(
@@ -52,7 +62,12 @@ fn bad_pointer_is_an_error_status_and_an_audit_line() {
     let mut log = Lines::default();
     stage(&mut vcpu, Kind::ConsoleWrite, b"x", 0);
     vcpu.mem[0x8020..0x8028].copy_from_slice(&0x8000_0000u64.to_le_bytes());
-    let action = handle_exit(&mut vcpu, VmExit::Hypercall, &mut guest, &mut env(&mut log));
+    let action = handle_exit(
+        &mut vcpu,
+        VmExit::Hypercall,
+        &mut guest,
+        &mut env(&mut log, &mut no_policy()),
+    );
     assert_eq!(action, ExitAction::Resume);
     assert_eq!(vcpu.regs.gpr[RAX], Status::BadPointer as u64);
     assert!(
@@ -62,7 +77,12 @@ fn bad_pointer_is_an_error_status_and_an_audit_line() {
     );
     assert_eq!(guest.stats.refused_requests, 1);
     vcpu.regs.gpr[RBX] = u64::MAX - 63;
-    handle_exit(&mut vcpu, VmExit::Hypercall, &mut guest, &mut env(&mut log));
+    handle_exit(
+        &mut vcpu,
+        VmExit::Hypercall,
+        &mut guest,
+        &mut env(&mut log, &mut no_policy()),
+    );
     assert_eq!(vcpu.regs.gpr[RAX], Status::BadPointer as u64);
 }
 
@@ -72,7 +92,12 @@ fn exit_hypercall_stops_the_guest() {
     let mut guest = GuestState::new("g");
     let mut log = Lines::default();
     stage(&mut vcpu, Kind::Exit, b"", 0);
-    let action = handle_exit(&mut vcpu, VmExit::Hypercall, &mut guest, &mut env(&mut log));
+    let action = handle_exit(
+        &mut vcpu,
+        VmExit::Hypercall,
+        &mut guest,
+        &mut env(&mut log, &mut no_policy()),
+    );
     assert_eq!(
         action,
         ExitAction::Stop(StopReason::Exited {
@@ -88,7 +113,12 @@ fn tool_call_is_refused_without_policy() {
     let mut guest = GuestState::new("g");
     let mut log = Lines::default();
     stage(&mut vcpu, Kind::ToolCall, b"{\"path\":\"/x\"}", 0);
-    let action = handle_exit(&mut vcpu, VmExit::Hypercall, &mut guest, &mut env(&mut log));
+    let action = handle_exit(
+        &mut vcpu,
+        VmExit::Hypercall,
+        &mut guest,
+        &mut env(&mut log, &mut no_policy()),
+    );
     assert_eq!(action, ExitAction::Resume);
     assert_eq!(vcpu.regs.gpr[RAX], Status::Denied as u64);
     let len = vcpu.regs.gpr[RDX] as usize;
@@ -116,7 +146,7 @@ fn cpuid_hides_vmx_and_shows_probevisor() {
             subleaf: 0,
         },
         &mut guest,
-        &mut env(&mut log),
+        &mut env(&mut log, &mut no_policy()),
     );
     let mut sig = [0u8; 12];
     for (i, r) in [RBX, RCX, RDX].into_iter().enumerate() {
@@ -141,7 +171,7 @@ fn msr_outside_allow_list_and_bad_xsetbv_inject_gp() {
             value: 0,
         },
         &mut guest,
-        &mut env(&mut log),
+        &mut env(&mut log, &mut no_policy()),
     );
     assert_eq!(
         (action, vcpu.gp_injected, vcpu.regs.rip),
@@ -151,14 +181,14 @@ fn msr_outside_allow_list_and_bad_xsetbv_inject_gp() {
         &mut vcpu,
         VmExit::Xsetbv { xcr: 0, value: 5 },
         &mut guest,
-        &mut env(&mut log),
+        &mut env(&mut log, &mut no_policy()),
     );
     assert_eq!((vcpu.gp_injected, vcpu.xcr0), (2, None));
     handle_exit(
         &mut vcpu,
         VmExit::Xsetbv { xcr: 0, value: 7 },
         &mut guest,
-        &mut env(&mut log),
+        &mut env(&mut log, &mut no_policy()),
     );
     assert_eq!(
         (vcpu.gp_injected, vcpu.xcr0, vcpu.regs.rip),
@@ -181,7 +211,12 @@ fn console_ports_buffer_lines_and_other_ports_stop_the_guest() {
             string: false,
         };
         assert_eq!(
-            handle_exit(&mut vcpu, exit, &mut guest, &mut env(&mut log)),
+            handle_exit(
+                &mut vcpu,
+                exit,
+                &mut guest,
+                &mut env(&mut log, &mut no_policy())
+            ),
             ExitAction::Resume
         );
     }
@@ -194,7 +229,12 @@ fn console_ports_buffer_lines_and_other_ports_stop_the_guest() {
         value: u32::from_le_bytes(*b"or\0\0"),
         string: false,
     };
-    handle_exit(&mut vcpu, exit, &mut guest, &mut env(&mut log));
+    handle_exit(
+        &mut vcpu,
+        exit,
+        &mut guest,
+        &mut env(&mut log, &mut no_policy()),
+    );
     guest.flush_console(&mut log);
     assert_eq!(log.0, ["[guest p] hi", "[guest p] or"]);
     let exit = VmExit::PortIo {
@@ -204,7 +244,12 @@ fn console_ports_buffer_lines_and_other_ports_stop_the_guest() {
         value: 0,
         string: false,
     };
-    let action = handle_exit(&mut vcpu, exit, &mut guest, &mut env(&mut log));
+    let action = handle_exit(
+        &mut vcpu,
+        exit,
+        &mut guest,
+        &mut env(&mut log, &mut no_policy()),
+    );
     assert_eq!(
         action,
         ExitAction::Stop(StopReason::BadPortIo {
@@ -224,7 +269,12 @@ fn memory_violation_and_triple_fault_stop_with_a_dump() {
         write: true,
         fetch: false,
     };
-    let action = handle_exit(&mut vcpu, exit, &mut guest, &mut env(&mut log));
+    let action = handle_exit(
+        &mut vcpu,
+        exit,
+        &mut guest,
+        &mut env(&mut log, &mut no_policy()),
+    );
     assert_eq!(
         action,
         ExitAction::Stop(StopReason::MemoryViolation {
@@ -238,11 +288,16 @@ fn memory_violation_and_triple_fault_stop_with_a_dump() {
         &mut vcpu,
         VmExit::TripleFault,
         &mut guest,
-        &mut env(&mut log),
+        &mut env(&mut log, &mut no_policy()),
     );
     assert_eq!(action, ExitAction::Stop(StopReason::TripleFault));
     assert_eq!(
-        handle_exit(&mut vcpu, VmExit::Hlt, &mut guest, &mut env(&mut log)),
+        handle_exit(
+            &mut vcpu,
+            VmExit::Hlt,
+            &mut guest,
+            &mut env(&mut log, &mut no_policy())
+        ),
         ExitAction::Stop(StopReason::Halted)
     );
 }
@@ -264,7 +319,12 @@ fn tool_device_reads_id_and_rings_the_doorbell() {
         fetch: false,
     };
     assert_eq!(
-        handle_exit(&mut vcpu, exit, &mut guest, &mut env(&mut log)),
+        handle_exit(
+            &mut vcpu,
+            exit,
+            &mut guest,
+            &mut env(&mut log, &mut no_policy())
+        ),
         ExitAction::Resume
     );
     assert_eq!(
@@ -284,7 +344,12 @@ fn tool_device_reads_id_and_rings_the_doorbell() {
             fetch: false,
         };
         assert_eq!(
-            handle_exit(&mut vcpu, exit, &mut guest, &mut env(&mut log)),
+            handle_exit(
+                &mut vcpu,
+                exit,
+                &mut guest,
+                &mut env(&mut log, &mut no_policy())
+            ),
             ExitAction::Resume
         );
     }
@@ -299,7 +364,67 @@ fn tool_device_reads_id_and_rings_the_doorbell() {
         fetch: false,
     };
     assert!(matches!(
-        handle_exit(&mut vcpu, exit, &mut guest, &mut env(&mut log)),
+        handle_exit(
+            &mut vcpu,
+            exit,
+            &mut guest,
+            &mut env(&mut log, &mut no_policy())
+        ),
         ExitAction::Stop(StopReason::BadDeviceAccess(_))
     ));
+}
+
+#[test]
+fn violations_and_tool_calls_become_chained_audit_records() {
+    let mut services = no_policy();
+    let mut vcpu = FakeVcpu::new(MEM, vec![]);
+    let mut guest = GuestState::new("misbehave");
+    let mut log = Lines::default();
+    stage(&mut vcpu, Kind::ToolCall, b"{\"path\":\"/x\"}", 0);
+    handle_exit(
+        &mut vcpu,
+        VmExit::Hypercall,
+        &mut guest,
+        &mut env(&mut log, &mut services),
+    );
+    vcpu.regs.gpr[RBX] = 0xFFFF_F000;
+    handle_exit(
+        &mut vcpu,
+        VmExit::Hypercall,
+        &mut guest,
+        &mut env(&mut log, &mut services),
+    );
+    assert_eq!(vcpu.regs.gpr[RAX], Status::BadPointer as u64);
+    let outside = VmExit::MmioAccess {
+        gpa: 0x7000_0000,
+        write: true,
+        fetch: false,
+    };
+    let action = handle_exit(
+        &mut vcpu,
+        outside,
+        &mut guest,
+        &mut env(&mut log, &mut services),
+    );
+    assert!(matches!(
+        action,
+        ExitAction::Stop(StopReason::MemoryViolation { .. })
+    ));
+    let records: Vec<&str> = log
+        .0
+        .iter()
+        .filter_map(|l| l.strip_prefix("AUDIT "))
+        .collect();
+    assert_eq!(records.len(), 3, "{:?}", log.0);
+    assert!(
+        records[0].contains("\"tool\":\"read_file\"") && records[0].contains("no policy loaded")
+    );
+    assert!(records[1].contains("\"tool\":\"hypercall\"") && records[1].contains("bad pointer"));
+    assert!(
+        records[2].contains("\"tool\":\"memory_violation\"") && records[2].contains("0x70000000")
+    );
+    let mut text = records.join("\n");
+    text.push('\n');
+    let report = probe::audit::verify(text.as_bytes(), Some(services.audit_head())).unwrap();
+    assert_eq!(report.records, 3);
 }

@@ -1,10 +1,22 @@
 //! Host services: what the hypervisor does for a guest's tool call.
 //!
-//! NOT the policy gate yet. The probe pipeline (ToolCall -> probe::Pipeline -> verdict -> carry out or
-//! refuse -> audit) plugs in here next; until then [`handle_tool_call`] fails closed: it refuses every tool
-//! call with the reason [`NO_POLICY_REASON`] and runs nothing.
+//! Every tool call goes through the probe governance pipeline (schema, tier, rate limit, pre-filter,
+//! ProbeLogits gate, rules) before anything runs; only an allowed call is carried out, on the
+//! in-memory file system, the console, or the tool device (`net_send`, logged). Every decision, and
+//! every refused malformed hypercall or memory violation, becomes one hash-chained audit record,
+//! printed as `AUDIT <record>`. Without a model or a policy every call is refused (fail closed).
+//! The exit handler calls this synchronously: the vCPU is not resumed before the verdict is in.
 
-use alloc::string::String;
+use crate::host_fs::MemFs;
+use crate::vm::LogSink;
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use probe::audit::{hex, AuditChain};
+use probe::json::Value;
+use probe::pipeline::{Layer, LayerOutcome, Status};
+use probe::{Action, Decision, LogitModel, Pipeline, Verdict};
 
 /// Reason text returned for every tool call while no policy is loaded.
 pub const NO_POLICY_REASON: &str = "no policy loaded";
@@ -21,33 +33,202 @@ pub struct ToolRequest {
 pub enum ToolOutcome {
     /// The tool ran; its output goes to the guest's result buffer.
     Completed { output: String },
+    /// The call was allowed but the tool failed (no such file, ...).
+    Failed { error: String },
     /// The call was refused; the reason goes to the guest's result buffer.
     Refused { reason: String },
 }
 
-/// Decides and carries out a tool call of guest `guest`. Fails closed: no policy, so everything is refused.
-pub fn handle_tool_call(guest: &str, request: &ToolRequest) -> ToolOutcome {
-    let _ = (guest, request);
-    ToolOutcome::Refused {
-        reason: String::from(NO_POLICY_REASON),
+/// What the exit handlers ask of the host.
+pub trait ToolService {
+    /// Decide, and on allow carry out, one tool call of guest `guest`.
+    fn tool_call(
+        &mut self,
+        guest: &str,
+        request: &ToolRequest,
+        log: &mut dyn LogSink,
+    ) -> ToolOutcome;
+    /// Record a refused malformed hypercall, bad pointer or memory violation (`kind` names it).
+    fn violation(&mut self, guest: &str, kind: &str, detail: &str, log: &mut dyn LogSink);
+    /// The hash of the last audit record (all zeros before the first).
+    fn audit_head(&self) -> [u8; 32];
+}
+
+/// The gate, the audit chain and the guests' world.
+pub struct GovernedServices<'m, M: LogitModel> {
+    pipeline: Result<Pipeline<'m, M>, String>,
+    chain: AuditChain,
+    model_digest: [u8; 32],
+    fs: MemFs,
+    clock_ms: fn() -> u64,
+    /// Bytes sent through the tool device, in total.
+    pub sent_bytes: u64,
+}
+
+fn refusal(layer: Layer, reason: &str) -> Decision {
+    Decision {
+        verdict: Verdict::Deny,
+        layer,
+        reason: reason.to_string(),
+        p_dangerous: None,
+        score: None,
+        layers: vec![LayerOutcome {
+            layer,
+            status: Status::Deny,
+            reason: reason.to_string().into(),
+        }],
     }
+}
+
+fn str_arg<'a>(args: &'a Value, key: &str) -> Result<&'a str, String> {
+    args.get(key)
+        .and_then(Value::as_str)
+        .ok_or(format!("missing string argument {key:?}"))
+}
+
+impl<'m, M: LogitModel> GovernedServices<'m, M> {
+    /// `pipeline`: the built pipeline, or why there is none (every call is then refused with it).
+    pub fn new(
+        pipeline: Result<Pipeline<'m, M>, String>,
+        model_digest: [u8; 32],
+        fs: MemFs,
+        clock_ms: fn() -> u64,
+    ) -> Self {
+        Self {
+            pipeline,
+            chain: AuditChain::new(),
+            model_digest,
+            fs,
+            clock_ms,
+            sent_bytes: 0,
+        }
+    }
+
+    pub fn audit_records(&self) -> u64 {
+        self.chain.len()
+    }
+
+    fn audit(
+        &mut self,
+        now: u64,
+        guest: &str,
+        action: &Action,
+        d: &Decision,
+        log: &mut dyn LogSink,
+    ) {
+        let record = self.chain.record(now, guest, action, d, &self.model_digest);
+        log.line(format_args!("AUDIT {}", record.trim_end()));
+    }
+
+    /// Carries out an allowed action.
+    fn perform(&mut self, guest: &str, action: &Action, log: &mut dyn LogSink) -> ToolOutcome {
+        let args = &action.args;
+        let result: Result<String, String> = match action.tool.as_str() {
+            "read_file" => str_arg(args, "path").and_then(|p| {
+                self.fs
+                    .read_file(p)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            }),
+            "list_dir" => str_arg(args, "path").and_then(|p| self.fs.list_dir(p)),
+            "write_file" => str_arg(args, "path").and_then(|p| {
+                let content = str_arg(args, "content")?;
+                self.fs
+                    .write_file(p, content.as_bytes())
+                    .map(|()| format!("wrote {} bytes to {p}", content.len()))
+            }),
+            "delete_file" => str_arg(args, "path")
+                .and_then(|p| self.fs.delete_file(p).map(|()| format!("deleted {p}"))),
+            "text" => str_arg(args, "text").map(|t| {
+                log.line(format_args!("[{guest}] console: {t}"));
+                String::from("ok")
+            }),
+            "net_send" => str_arg(args, "host").and_then(|host| {
+                let data = str_arg(args, "data")?;
+                self.sent_bytes += data.len() as u64;
+                log.line(format_args!(
+                    "tool-device: guest {guest} send {} bytes to {host}: approved",
+                    data.len()
+                ));
+                Ok(format!("sent {} bytes", data.len()))
+            }),
+            other => Err(format!("tool {other:?} has no host service")),
+        };
+        match result {
+            Ok(output) => ToolOutcome::Completed { output },
+            Err(error) => ToolOutcome::Failed { error },
+        }
+    }
+}
+
+impl<M: LogitModel> ToolService for GovernedServices<'_, M> {
+    fn tool_call(
+        &mut self,
+        guest: &str,
+        request: &ToolRequest,
+        log: &mut dyn LogSink,
+    ) -> ToolOutcome {
+        let now = (self.clock_ms)();
+        let json = format!(
+            "{{\"tool\":{},\"args\":{}}}",
+            quote(&request.name),
+            request.args
+        );
+        let action = match Action::from_json(&json) {
+            Ok(action) => action,
+            Err(why) => {
+                let reason = format!("malformed tool call: {why}");
+                let action = Action::new(&request.name, Value::Object(BTreeMap::new()));
+                self.audit(now, guest, &action, &refusal(Layer::Schema, &reason), log);
+                return ToolOutcome::Refused { reason };
+            }
+        };
+        let decision = match &mut self.pipeline {
+            Ok(pipeline) => pipeline.decide(&action, guest, now),
+            Err(why) => refusal(Layer::Schema, why),
+        };
+        self.audit(now, guest, &action, &decision, log);
+        match decision.verdict {
+            Verdict::Allow => self.perform(guest, &action, log),
+            Verdict::Deny => ToolOutcome::Refused {
+                reason: decision.reason,
+            },
+        }
+    }
+
+    fn violation(&mut self, guest: &str, kind: &str, detail: &str, log: &mut dyn LogSink) {
+        let now = (self.clock_ms)();
+        let mut args = BTreeMap::new();
+        args.insert("detail".to_string(), Value::String(detail.to_string()));
+        let action = Action::new(kind, Value::Object(args));
+        let reason = format!("{kind}: {detail}");
+        self.audit(now, guest, &action, &refusal(Layer::Schema, &reason), log);
+    }
+
+    fn audit_head(&self) -> [u8; 32] {
+        self.chain.head()
+    }
+}
+
+/// A JSON string literal of `text`.
+fn quote(text: &str) -> String {
+    let mut out = String::new();
+    probe::json::write_string(&mut out, text);
+    out
+}
+
+/// Services with no pipeline: every tool call is refused with `reason` (and audited).
+pub fn fail_closed(
+    reason: &str,
+    clock_ms: fn() -> u64,
+) -> GovernedServices<'static, probe::mock::MockModel> {
+    GovernedServices::new(Err(reason.to_string()), [0; 32], MemFs::default(), clock_ms)
+}
+
+/// The final line after a run: `AUDIT-FINAL <hex hash of the last record>`.
+pub fn final_line(head: &[u8; 32]) -> String {
+    format!("AUDIT-FINAL {}", hex(head))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_call_is_refused_without_a_policy() {
-        let request = ToolRequest {
-            name: "read_file".into(),
-            args: "{\"path\":\"/etc/hostname\"}".into(),
-        };
-        assert_eq!(
-            handle_tool_call("benign", &request),
-            ToolOutcome::Refused {
-                reason: NO_POLICY_REASON.into()
-            }
-        );
-    }
-}
+#[path = "host_services_tests.rs"]
+mod tests;

@@ -2,7 +2,7 @@
 //! hypercall-abi against the guest's memory, then console write, exit, or tool call through
 //! `host_services::handle_tool_call`. A bad request is an error status to the guest plus an `audit:` line.
 
-use crate::host_services::{self, ToolOutcome, ToolRequest};
+use crate::host_services::{ToolOutcome, ToolRequest, ToolService};
 use crate::vm::{GuestState, LogSink, StopReason};
 use alloc::format;
 use alloc::string::String;
@@ -23,6 +23,7 @@ pub fn handle(
     mem: &mut [u8],
     guest: &mut GuestState,
     log: &mut dyn LogSink,
+    services: &mut dyn ToolService,
 ) -> HypercallResult {
     guest.stats.hypercalls += 1;
     let call = match decode_call(number, request_gpa, mem) {
@@ -35,6 +36,15 @@ pub fn handle(
                 guest.name,
                 status.name()
             ));
+            services.violation(
+                &guest.name,
+                "hypercall",
+                &format!(
+                    "{number:#x} request {request_gpa:#x} refused ({}): {error}",
+                    status.name()
+                ),
+                log,
+            );
             if number == Kind::Exit as u64 {
                 return HypercallResult::Stop(StopReason::MalformedExit(format!("{error}")));
             }
@@ -61,8 +71,9 @@ pub fn handle(
                 args: String::from(args),
             };
             guest.stats.tool_calls += 1;
-            let (status, payload) = match host_services::handle_tool_call(&guest.name, &request) {
+            let (status, payload) = match services.tool_call(&guest.name, &request, log) {
                 ToolOutcome::Completed { output } => (Status::Ok, output),
+                ToolOutcome::Failed { error } => (Status::ToolFailed, error),
                 ToolOutcome::Refused { reason } => {
                     guest.stats.tool_calls_denied += 1;
                     (Status::Denied, reason)

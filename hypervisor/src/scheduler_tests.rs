@@ -46,6 +46,7 @@ fn guests_alternate_on_preemption_and_a_stopped_one_is_skipped() {
         log: &mut log,
         host_cpuid: &host_cpuid,
         xcr0_allowed: 7,
+        services: &mut crate::host_services::fail_closed("no policy loaded", || 0),
     };
     let exits = run_round_robin(&mut guests, &mut env, 100);
     assert_eq!(exits, 11);
@@ -83,6 +84,7 @@ fn entry_failure_and_budget_stop_only_that_guest() {
         log: &mut log,
         host_cpuid: &host_cpuid,
         xcr0_allowed: 7,
+        services: &mut crate::host_services::fail_closed("no policy loaded", || 0),
     };
     let exits = run_round_robin(&mut guests, &mut env, 10);
     assert_eq!(exits, 10);

@@ -7,9 +7,13 @@
 //! - `triple-fault`: loads an empty IDT and executes INT3: triple fault.
 //! - `xsetbv`: sets CR4.OSXSAVE, XSETBV x87|SSE (allowed; prints XCR0 = 3 read back with XGETBV), then
 //!   XSETBV with PKRU (refused: #GP, no IDT: triple fault).
+//! - `misbehave`: a `write_file` tool call (denied by the policy's tier), a tool call whose request
+//!   pointer lies outside guest memory (refused: bad pointer), then a write outside guest memory
+//!   (EPT violation: the guest is stopped). Each one leaves an audit record.
 
 use crate::guest_memory::RESERVED_LOW;
 use alloc::vec::Vec;
+use hypercall_abi::{Kind, Request};
 
 /// Where test guests are linked (the agents' base).
 pub const TEST_GUEST_BASE: u64 = 0x40_0000;
@@ -54,13 +58,52 @@ const XSETBV_GUEST: &[u8] = &[
     0xF4, // hlt (not reached)
 ];
 
+/// Guest-physical address the `misbehave` guest writes (outside its RAM, inside its page tables).
+pub const OUTSIDE_RAM_GPA: u32 = 0x7000_0000;
+/// Request pointer of the `misbehave` guest's second call: outside its RAM.
+pub const BAD_REQUEST_GPA: u32 = 0xFFFF_F000;
+const MISBEHAVE_NAME: &[u8] = b"write_file";
+const MISBEHAVE_ARGS: &[u8] = br#"{"path":"/project/owned","content":"x"}"#;
+
+fn misbehave_code() -> Vec<u8> {
+    let base = TEST_GUEST_BASE as u32;
+    let (request_at, name_at, args_at, result_at) = (0x100u32, 0x140u32, 0x160u32, 0x1000u32);
+    let mut code = Vec::new();
+    let tool_call = Kind::ToolCall as u32;
+    for request in [base + request_at, BAD_REQUEST_GPA] {
+        code.push(0xBB); // mov ebx, imm32
+        code.extend_from_slice(&request.to_le_bytes());
+        code.push(0xB8); // mov eax, imm32
+        code.extend_from_slice(&tool_call.to_le_bytes());
+        code.extend_from_slice(&[0x0F, 0x01, 0xC1]); // vmcall
+    }
+    code.extend_from_slice(&[0xC6, 0x04, 0x25]); // mov byte [imm32], imm8
+    code.extend_from_slice(&OUTSIDE_RAM_GPA.to_le_bytes());
+    code.extend_from_slice(&[0x01, 0xF4]); // 1; hlt (not reached)
+    let mut request = Request::new(Kind::ToolCall);
+    (request.name_gpa, request.name_len) = (u64::from(base + name_at), MISBEHAVE_NAME.len() as u64);
+    (request.args_gpa, request.args_len) = (u64::from(base + args_at), MISBEHAVE_ARGS.len() as u64);
+    (request.result_gpa, request.result_cap) = (u64::from(base + result_at), 256);
+    for (at, bytes) in [
+        (request_at, &request.to_bytes()[..]),
+        (name_at, MISBEHAVE_NAME),
+        (args_at, MISBEHAVE_ARGS),
+    ] {
+        code.resize(at as usize, 0);
+        code.extend_from_slice(bytes);
+    }
+    code.resize(result_at as usize + 256, 0);
+    code
+}
+
 /// The machine code of built-in guest `name`.
-pub fn code(name: &str) -> Option<&'static [u8]> {
+pub fn code(name: &str) -> Option<Vec<u8>> {
     match name {
-        "cpuid" => Some(CPUID_GUEST),
-        "msr" => Some(MSR_GUEST),
-        "triple-fault" => Some(TRIPLE_FAULT_GUEST),
-        "xsetbv" => Some(XSETBV_GUEST),
+        "cpuid" => Some(CPUID_GUEST.to_vec()),
+        "msr" => Some(MSR_GUEST.to_vec()),
+        "triple-fault" => Some(TRIPLE_FAULT_GUEST.to_vec()),
+        "xsetbv" => Some(XSETBV_GUEST.to_vec()),
+        "misbehave" => Some(misbehave_code()),
         _ => None,
     }
 }
@@ -111,15 +154,15 @@ mod tests {
 
     #[test]
     fn builtin_images_pass_the_loader() {
-        for name in ["cpuid", "msr", "triple-fault", "xsetbv"] {
+        for name in ["cpuid", "msr", "triple-fault", "xsetbv", "misbehave"] {
             let code = code(name).unwrap();
-            let file = elf_image(code);
+            let file = elf_image(&code);
             let image = parse(&file, RESERVED_LOW, GUEST_RAM_SIZE).unwrap();
             assert_eq!(image.entry, TEST_GUEST_BASE);
             let mut mem = vec![0u8; GUEST_RAM_SIZE as usize];
             image.load(&file, &mut mem).unwrap();
             let at = TEST_GUEST_BASE as usize;
-            assert_eq!(&mem[at..at + code.len()], code, "{name}");
+            assert_eq!(&mem[at..at + code.len()], &code[..], "{name}");
         }
         assert_eq!(code("nope"), None);
     }

@@ -2,6 +2,7 @@
 //! SIMD, then the VT-x bring-up and the end-of-run marker.
 
 use super::console::{self, line};
+use super::gate::{self, GateModules};
 use super::guests::AgentModule;
 use super::{cpu, exit, gdt, heap, idt, paging, vmx_bringup};
 use crate::cmdline::{self, BootTest};
@@ -200,10 +201,8 @@ pub fn run(mb_magic: u32, mb_info: u64) -> ! {
         None => {}
     }
     let mut agents = Vec::new();
+    let mut gate_modules = GateModules::default();
     for module in info.modules().flatten() {
-        let Some(name) = guest_loader::agent_module_name(module.string) else {
-            continue;
-        };
         // SAFETY: GRUB loaded the module at [start, end) in RAM below 4 GiB; the range is reserved (the heap
         // excludes it), identity-mapped, and nothing writes it for the rest of the run.
         let bytes = unsafe {
@@ -211,6 +210,10 @@ pub fn run(mb_magic: u32, mb_info: u64) -> ! {
                 module.start as usize as *const u8,
                 module.end.saturating_sub(module.start) as usize,
             )
+        };
+        let Some(name) = guest_loader::agent_module_name(module.string) else {
+            gate_modules.add(module.string, bytes);
+            continue;
         };
         agents.push(AgentModule {
             name: String::from(name),
@@ -220,15 +223,22 @@ pub fn run(mb_magic: u32, mb_info: u64) -> ! {
     for name in test_guests::requested(command_line) {
         let Some(code) = test_guests::code(name) else {
             line(format_args!(
-                "probevisor: unknown test guest {name:?} (known: cpuid, msr, triple-fault, xsetbv)"
+                "probevisor: unknown test guest {name:?} (known: cpuid, msr, triple-fault, xsetbv, misbehave)"
             ));
             continue;
         };
-        let image: &'static [u8] = Box::leak(test_guests::elf_image(code).into_boxed_slice());
+        let image: &'static [u8] = Box::leak(test_guests::elf_image(&code).into_boxed_slice());
         agents.push(AgentModule {
             name: alloc::format!("test-{name}"),
             bytes: image,
         });
     }
-    exit::finish(vmx_bringup::run(&features, &agents, simd.xcr0))
+    let mut services = gate::setup(&gate_modules)
+        .unwrap_or_else(|err| fail(format_args!("gate: {err}; guests not started")));
+    exit::finish(vmx_bringup::run(
+        &features,
+        &agents,
+        simd.xcr0,
+        services.as_mut(),
+    ))
 }

@@ -7,6 +7,7 @@ use super::vmx_vcpu::{current_host_state, Platform, VmxVcpu};
 use crate::exits::ExitEnv;
 use crate::guest_loader;
 use crate::guest_memory::{GUEST_RAM_SIZE, RESERVED_LOW};
+use crate::host_services::{final_line, ToolService};
 use crate::scheduler::{run_round_robin, Guest};
 use crate::vm::{GuestState, LogSink};
 use crate::vmx_bringup::VmxCapabilities;
@@ -56,6 +57,7 @@ pub fn run(
     caps: &VmxCapabilities,
     agents: &[AgentModule],
     host_xcr0: Option<u64>,
+    services: &mut dyn ToolService,
 ) {
     let misc = VmxMisc::from_msr(hw.rdmsr(msr::IA32_VMX_MISC));
     let platform = Platform {
@@ -122,6 +124,7 @@ pub fn run(
         log: &mut log,
         host_cpuid: &native_cpuid,
         xcr0_allowed: host_xcr0.unwrap_or(1),
+        services,
     };
     let exits = run_round_robin(&mut guests, &mut env, MAX_EXITS);
     line(format_args!(
@@ -149,4 +152,5 @@ pub fn run(
             "probevisor: summary guest {name}: not started: {why}"
         ));
     }
+    line(format_args!("{}", final_line(&env.services.audit_head())));
 }

@@ -5,6 +5,7 @@ pub mod boot;
 pub mod console;
 pub mod cpu;
 pub mod exit;
+pub mod gate;
 pub mod gdt;
 pub mod guests;
 pub mod heap;

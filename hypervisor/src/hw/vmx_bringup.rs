@@ -3,6 +3,7 @@
 use super::console::line;
 use super::cpu::CpuFeatures;
 use super::guests::{self, AgentModule};
+use crate::host_services::ToolService;
 use crate::status::RunStatus;
 use crate::vmx_bringup::BringUpError;
 use crate::vmx_bringup::{
@@ -22,7 +23,12 @@ const REGION_LAYOUT: Layout = match Layout::from_size_align(4096, 4096) {
 /// Runs the bring-up, then the agent guests (if any) in VMX operation, and says how the run ends: `Ok`,
 /// `NoVtx` (no VMX, or VMX disabled by firmware) or `Fail` (VMXON/VMXOFF failed, or no memory for the
 /// VMXON region). `host_xcr0` is the hypervisor's XCR0 (None without XSAVE).
-pub fn run(features: &CpuFeatures, agents: &[AgentModule], host_xcr0: Option<u64>) -> RunStatus {
+pub fn run(
+    features: &CpuFeatures,
+    agents: &[AgentModule],
+    host_xcr0: Option<u64>,
+    services: &mut dyn ToolService,
+) -> RunStatus {
     if !features.has_vmx {
         let svm = if features.has_svm {
             ", AMD SVM is present"
@@ -53,7 +59,7 @@ pub fn run(features: &CpuFeatures, agents: &[AgentModule], host_xcr0: Option<u64
     }
     // SAFETY: `region` is a fresh, 4 KiB aligned allocation of 4096 bytes; its first dword is written.
     unsafe { region.cast::<u32>().write(header) };
-    let status = run_in_vmx_operation(&mut cpu, region as u64, agents, host_xcr0);
+    let status = run_in_vmx_operation(&mut cpu, region as u64, agents, host_xcr0, services);
     // SAFETY: VMX operation has ended (or never started), so the CPU no longer uses the region.
     unsafe { dealloc(region, REGION_LAYOUT) };
     status
@@ -64,6 +70,7 @@ fn run_in_vmx_operation(
     region_phys: u64,
     agents: &[AgentModule],
     host_xcr0: Option<u64>,
+    services: &mut dyn ToolService,
 ) -> RunStatus {
     let entry = match enter_vmx_operation(cpu, region_phys) {
         Ok(entry) => entry,
@@ -84,7 +91,7 @@ fn run_in_vmx_operation(
     let caps = read_capabilities(cpu);
     caps.report(line);
     if !agents.is_empty() {
-        guests::run(cpu, &caps, agents, host_xcr0);
+        guests::run(cpu, &caps, agents, host_xcr0, services);
     }
     if let Err(err) = leave_vmx_operation(cpu) {
         return fail(err);

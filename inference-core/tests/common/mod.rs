@@ -1,7 +1,7 @@
 //! Test support shared by the integration tests: where the real models are, and the
 //! skip-or-fail rule when one is missing.
 //!
-//! Models live in `$PROBEVISOR_MODELS` (default `/root/.cache/probevisor/models`). A test
+//! Models live in `$PROBEVISOR_MODELS` (default `$PROBEVISOR_CACHE/models`, else `~/.cache/probevisor/models`). A test
 //! whose model is missing prints `SKIP <model>: not found at <path>` and returns, unless
 //! `PROBEVISOR_REQUIRE_MODELS=1`, in which case it fails.
 #![allow(dead_code)]
@@ -16,7 +16,15 @@ pub const QWEN25CODER: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
 pub fn models_dir() -> PathBuf {
     std::env::var_os("PROBEVISOR_MODELS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/root/.cache/probevisor/models"))
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("PROBEVISOR_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                        .join(".cache/probevisor")
+                });
+            cache.join("models")
+        })
 }
 
 /// Whether a missing model must fail the test instead of skipping it.
@@ -47,10 +55,10 @@ pub fn read_model(file: &str) -> Option<Vec<u8>> {
     Some(std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())))
 }
 
-/// Directory of the llama.cpp reference data (`/work/shared/reference` unless
-/// `PROBEVISOR_REFERENCE` says otherwise).
+/// Directory of the llama.cpp reference data: `shared/reference` beside the checkout
+/// (`../shared` of the workspace root) unless `PROBEVISOR_REFERENCE` says otherwise.
 pub fn reference_dir() -> PathBuf {
     std::env::var_os("PROBEVISOR_REFERENCE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/work/shared/reference"))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference"))
 }
