@@ -1,0 +1,286 @@
+//! The guests' file system: an in-memory tree seeded from a ustar archive (boot module `fs`).
+//!
+//! [`parse_ustar`] is a small pure reader: regular files and directories only, header checksums
+//! checked, sizes bounded by the archive, the two zero blocks (or the end of the data) end it.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+const BLOCK: usize = 512;
+
+/// One member of a tar archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TarEntry<'a> {
+    pub path: String,
+    pub is_dir: bool,
+    pub data: &'a [u8],
+}
+
+fn octal(field: &[u8]) -> Option<u64> {
+    let text = field
+        .split(|b| *b == 0 || *b == b' ')
+        .find(|s| !s.is_empty());
+    let Some(text) = text else { return Some(0) };
+    text.iter().try_fold(0u64, |acc, b| match b {
+        b'0'..=b'7' => acc.checked_mul(8)?.checked_add(u64::from(b - b'0')),
+        _ => None,
+    })
+}
+
+fn cstr(field: &[u8]) -> Result<&str, String> {
+    let end = field.iter().position(|b| *b == 0).unwrap_or(field.len());
+    core::str::from_utf8(&field[..end]).map_err(|_| "a name is not UTF-8".to_string())
+}
+
+/// Parses a ustar (or old-style tar) archive.
+pub fn parse_ustar(bytes: &[u8]) -> Result<Vec<TarEntry<'_>>, String> {
+    let mut entries = Vec::new();
+    let mut at = 0usize;
+    while at + BLOCK <= bytes.len() {
+        let header = &bytes[at..at + BLOCK];
+        if header.iter().all(|b| *b == 0) {
+            break;
+        }
+        let stored =
+            octal(&header[148..156]).ok_or(format!("header at {at}: bad checksum field"))?;
+        let sum: u64 = header
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u64::from(*b)
+                }
+            })
+            .sum();
+        if sum != stored {
+            return Err(format!(
+                "header at {at}: checksum {stored} does not match {sum}"
+            ));
+        }
+        let size = octal(&header[124..136]).ok_or(format!("header at {at}: bad size field"))?;
+        let name = cstr(&header[0..100])?;
+        let prefix = if &header[257..262] == b"ustar" {
+            cstr(&header[345..500])?
+        } else {
+            ""
+        };
+        let path = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let data_start = at + BLOCK;
+        let size = usize::try_from(size).map_err(|_| format!("{path}: size too large"))?;
+        let data_end = data_start
+            .checked_add(size)
+            .filter(|end| *end <= bytes.len())
+            .ok_or(format!(
+                "{path}: {size} bytes run past the end of the archive"
+            ))?;
+        match header[156] {
+            b'0' | 0 => entries.push(TarEntry {
+                path,
+                is_dir: false,
+                data: &bytes[data_start..data_end],
+            }),
+            b'5' => entries.push(TarEntry {
+                path,
+                is_dir: true,
+                data: &[],
+            }),
+            other => {
+                return Err(format!(
+                    "{path}: unsupported entry type {:?}",
+                    other as char
+                ))
+            }
+        }
+        at = data_start + size.div_ceil(BLOCK) * BLOCK;
+    }
+    Ok(entries)
+}
+
+/// Normalises a path to `/a/b` form; refuses `..` and empty paths.
+pub fn normalize(path: &str) -> Result<String, String> {
+    let mut out = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        if part == ".." {
+            return Err(format!("path {path:?} contains \"..\""));
+        }
+        out.push('/');
+        out.push_str(part);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// The in-memory file system: files by normalised path; directories are implied by file paths
+/// or recorded explicitly (empty directories from the archive).
+#[derive(Debug, Default, Clone)]
+pub struct MemFs {
+    files: BTreeMap<String, Vec<u8>>,
+    dirs: BTreeMap<String, ()>,
+}
+
+impl MemFs {
+    pub fn from_tar(bytes: &[u8]) -> Result<Self, String> {
+        let mut fs = MemFs::default();
+        for entry in parse_ustar(bytes)? {
+            let path = normalize(&entry.path)?;
+            if entry.is_dir {
+                fs.dirs.insert(path, ());
+            } else {
+                fs.files.insert(path, entry.data.to_vec());
+            }
+        }
+        Ok(fs)
+    }
+
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    pub fn read_file(&self, path: &str) -> Result<&[u8], String> {
+        let path = normalize(path)?;
+        self.files
+            .get(&path)
+            .map(Vec::as_slice)
+            .ok_or(format!("{path}: no such file"))
+    }
+
+    pub fn write_file(&mut self, path: &str, content: &[u8]) -> Result<(), String> {
+        let path = normalize(path)?;
+        if path == "/" || self.is_dir(&path) {
+            return Err(format!("{path}: is a directory"));
+        }
+        self.files.insert(path, content.to_vec());
+        Ok(())
+    }
+
+    pub fn delete_file(&mut self, path: &str) -> Result<(), String> {
+        let path = normalize(path)?;
+        self.files
+            .remove(&path)
+            .map(|_| ())
+            .ok_or(format!("{path}: no such file"))
+    }
+
+    fn is_dir(&self, path: &str) -> bool {
+        let prefix = if path == "/" {
+            "/".to_string()
+        } else {
+            format!("{path}/")
+        };
+        path == "/"
+            || self.dirs.contains_key(path)
+            || self.files.keys().any(|f| f.starts_with(&prefix))
+    }
+
+    /// One entry per line, sorted; directories end in `/`.
+    pub fn list_dir(&self, path: &str) -> Result<String, String> {
+        let path = normalize(path)?;
+        if !self.is_dir(&path) {
+            return Err(format!("{path}: no such directory"));
+        }
+        let prefix = if path == "/" {
+            path.clone()
+        } else {
+            format!("{path}/")
+        };
+        let mut names: Vec<String> = Vec::new();
+        let all = self.files.keys().chain(self.dirs.keys());
+        for full in all {
+            let Some(rest) = full.strip_prefix(&prefix) else {
+                continue;
+            };
+            if rest.is_empty() {
+                continue;
+            }
+            let name = match rest.split_once('/') {
+                Some((dir, _)) => format!("{dir}/"),
+                None if self.dirs.contains_key(full) => format!("{rest}/"),
+                None => rest.to_string(),
+            };
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(name: &str, kind: u8, size: usize) -> Vec<u8> {
+        let mut h = vec![0u8; BLOCK];
+        h[..name.len()].copy_from_slice(name.as_bytes());
+        h[100..107].copy_from_slice(b"0000644");
+        h[124..135].copy_from_slice(format!("{size:011o}").as_bytes());
+        h[156] = kind;
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+        h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
+        h
+    }
+
+    fn archive(members: &[(&str, u8, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (name, kind, data) in members {
+            out.extend(header(name, *kind, data.len()));
+            out.extend_from_slice(data);
+            out.resize(out.len().div_ceil(BLOCK) * BLOCK, 0);
+        }
+        out.extend([0u8; 2 * BLOCK]);
+        out
+    }
+
+    #[test]
+    fn reads_files_and_directories() {
+        let tar = archive(&[
+            ("workspace/", b'5', b""),
+            ("workspace/README.md", b'0', b"hello"),
+            ("workspace/src/main.rs", b'0', &[7u8; 600]),
+            ("empty/", b'5', b""),
+        ]);
+        let entries = parse_ustar(&tar).unwrap();
+        assert_eq!(entries.len(), 4);
+        assert_eq!(entries[1].data, b"hello");
+        assert_eq!(entries[2].data.len(), 600);
+        let mut fs = MemFs::from_tar(&tar).unwrap();
+        assert_eq!(fs.read_file("/workspace/README.md").unwrap(), b"hello");
+        assert_eq!(fs.list_dir("/").unwrap(), "empty/\nworkspace/");
+        assert_eq!(fs.list_dir("/workspace").unwrap(), "README.md\nsrc/");
+        fs.write_file("/workspace/notes.txt", b"n").unwrap();
+        fs.delete_file("workspace/README.md").unwrap();
+        assert_eq!(fs.list_dir("/workspace/").unwrap(), "notes.txt\nsrc/");
+        assert!(fs.read_file("/workspace/README.md").is_err());
+        assert!(fs.list_dir("/nope").is_err());
+        assert!(fs.write_file("/workspace", b"x").is_err());
+        assert!(fs.read_file("/workspace/../etc/passwd").is_err());
+    }
+
+    #[test]
+    fn bad_archives_are_errors() {
+        let mut tar = archive(&[("a.txt", b'0', b"abc")]);
+        tar[0] = b'b';
+        assert!(parse_ustar(&tar).unwrap_err().contains("checksum"));
+        let tar = archive(&[("a.txt", b'0', b"abc")]);
+        assert!(parse_ustar(&tar[..BLOCK + 1]).is_err());
+        let mut big = header("b.txt", b'0', 5000);
+        big.extend([0u8; 512]);
+        assert!(parse_ustar(&big).unwrap_err().contains("past the end"));
+        let link = archive(&[("l", b'2', b"")]);
+        assert!(parse_ustar(&link).unwrap_err().contains("unsupported"));
+        assert!(parse_ustar(&[]).unwrap().is_empty());
+    }
+}
