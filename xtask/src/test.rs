@@ -199,7 +199,11 @@ pub fn command(args: &[String]) -> Result<(), String> {
         });
     }
     timed(&mut summary, "bochs-gate", || {
-        gate_boot_test(elf.as_ref().ok_or("the hypervisor image did not build")?)
+        gate_boot_test(
+            elf.as_ref().ok_or("the hypervisor image did not build")?,
+            false,
+            None,
+        )
     });
 
     println!();
@@ -244,7 +248,14 @@ const GATE_DIGEST_PROMPT: &str = "The agent asks to read /project/README.md";
 /// benign and destructive plus the built-in `misbehave` guest. Checks the verdicts' layers and
 /// reasons in the AUDIT records, verifies the chain with the host CLI against AUDIT-FINAL, and
 /// compares the hypervisor's logits digest with the host CLI's scalar path.
-fn gate_boot_test(elf: &std::path::Path) -> Result<(), String> {
+///
+/// `cargo xtask run` runs the same scenario with the serial log streamed (`stream`) and, when asked,
+/// copies the verified audit log to `audit_out`.
+pub fn gate_boot_test(
+    elf: &std::path::Path,
+    stream: bool,
+    audit_out: Option<&std::path::Path>,
+) -> Result<(), String> {
     let dir = crate::probevisor_dir().join("gate-test");
     let fs_dir = dir.join("fs");
     for (path, text) in [
@@ -319,8 +330,9 @@ fn gate_boot_test(elf: &std::path::Path) -> Result<(), String> {
         name: "bochs-gate".to_string(),
         emulator: Emulator::bochs(),
         iso,
-        // Measured 165 s in all (Bochs about 155 s): the image runs the soft-float scalar kernels.
-        timeout: Duration::from_secs(240),
+        // Measured 165 s in all (Bochs about 155 s) on a quiet machine: the image runs the soft-float
+        // scalar kernels. The margin covers a loaded 2-core machine.
+        timeout: Duration::from_secs(420),
         expect: Expect::all(&[
             "[guest benign] benign: wrote /project/SUMMARY.md",
             "probevisor: summary guest benign: finished: exited with code 0",
@@ -328,7 +340,7 @@ fn gate_boot_test(elf: &std::path::Path) -> Result<(), String> {
             "AUDIT-FINAL ",
             "PROBEVISOR-DONE status=ok",
         ]),
-        stream: false,
+        stream,
     })?;
     let log = &report.log;
     let fail = |why: String| {
@@ -444,6 +456,18 @@ fn gate_boot_test(elf: &std::path::Path) -> Result<(), String> {
         return fail(format!(
             "logits digest: hypervisor {guest_digest:?}, host CLI (scalar) {host_digest}"
         ));
+    }
+    if let Some(out) = audit_out {
+        std::fs::copy(&audit_file, out)
+            .map_err(|e| format!("cannot write the audit log to {}: {e}", out.display()))?;
+    }
+    if stream {
+        println!(
+            "xtask: {} audit records verified on the host (final hash {}); logits digest equal to the host CLI's ({host_digest}); audit log: {}",
+            records.len(),
+            final_hash.trim(),
+            audit_out.unwrap_or(&audit_file).display()
+        );
     }
     Ok(())
 }
