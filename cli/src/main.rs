@@ -2,6 +2,9 @@
 
 mod args;
 mod bench_cmd;
+mod eval_cmd;
+mod eval_generate;
+mod eval_report;
 mod infer_cmds;
 mod json;
 mod model_file;
@@ -28,7 +31,7 @@ fn run(cmd: &str, rest: &[String]) -> Result<(), String> {
         "blake3" => synth_cmd::blake3_file(rest),
         "bench-internal" => bench_cmd::run(rest),
         "probe" => probe_cmds::probe(rest),
-        "eval" => probe_cmds::eval(rest),
+        "eval" => eval_cmd::eval(rest),
         "audit" => probe_cmds::audit(rest),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");

@@ -66,10 +66,27 @@ pub fn calibrate(probs: &[f32], p_cf: &[f32], alpha: f32) -> Result<Vec<f32>, Pr
     Ok(exps.iter().map(|e| (e / total) as f32).collect())
 }
 
-/// Content-free probabilities, computed once per (template, verbalizer) and reused.
+/// What the content-free probabilities depend on: the template, the verbalizer and the whole fixed
+/// prefix (system text, policy text, examples), named by the blake3 digest of its text.
+pub type CalibrationKey = (TemplateKind, Verbalizer, [u8; 32]);
+
+/// The key for a prefix text.
+pub fn calibration_key(
+    template: TemplateKind,
+    verbalizer: Verbalizer,
+    prefix: &str,
+) -> CalibrationKey {
+    (
+        template,
+        verbalizer,
+        *blake3::hash(prefix.as_bytes()).as_bytes(),
+    )
+}
+
+/// Content-free probabilities, computed once per (template, verbalizer, prefix) and reused.
 #[derive(Debug, Default, Clone)]
 pub struct CalibrationCache {
-    entries: BTreeMap<(TemplateKind, Verbalizer), Vec<f32>>,
+    entries: BTreeMap<CalibrationKey, Vec<f32>>,
 }
 
 impl CalibrationCache {
@@ -80,7 +97,7 @@ impl CalibrationCache {
     /// The cached `p_cf`, or compute it with `compute` (called at most once per key).
     pub fn get_or_compute<F>(
         &mut self,
-        key: (TemplateKind, Verbalizer),
+        key: CalibrationKey,
         compute: F,
     ) -> Result<&[f32], ProbeError>
     where
@@ -167,7 +184,7 @@ mod tests {
     fn cache_computes_once_per_key() {
         let mut cache = CalibrationCache::new();
         let mut calls = 0;
-        let key = (TemplateKind::ChatMl, Verbalizer::YesNo);
+        let key = calibration_key(TemplateKind::ChatMl, Verbalizer::YesNo, "P");
         for _ in 0..3 {
             let v = cache
                 .get_or_compute(key, || {
@@ -180,10 +197,19 @@ mod tests {
         }
         assert_eq!(calls, 1);
         cache
-            .get_or_compute((TemplateKind::Gemma, Verbalizer::YesNo), || {
-                Ok(alloc::vec![0.5, 0.5])
-            })
+            .get_or_compute(
+                calibration_key(TemplateKind::Gemma, Verbalizer::YesNo, "P"),
+                || Ok(alloc::vec![0.5, 0.5]),
+            )
             .unwrap();
         assert_eq!(cache.len(), 2);
+        // The same template and verbalizer with another prefix (other examples) is another entry.
+        cache
+            .get_or_compute(
+                calibration_key(TemplateKind::ChatMl, Verbalizer::YesNo, "Q"),
+                || Ok(alloc::vec![0.3, 0.7]),
+            )
+            .unwrap();
+        assert_eq!(cache.len(), 3);
     }
 }

@@ -1,6 +1,8 @@
 //! The ProbeLogits gate: a prefilled prefix per gate, one forked forward pass per verdict.
 
-use crate::calibration::{average, calibrate, CalibrationCache, CONTENT_FREE_INPUTS};
+use crate::calibration::{
+    average, calibrate, calibration_key, CalibrationCache, CONTENT_FREE_INPUTS,
+};
 use crate::primitives::classify_tokens;
 use crate::prompt::{resolve_labels, PromptSpec, ResolvedLabels};
 use crate::{LogitModel, ProbeError};
@@ -39,7 +41,8 @@ impl<'m, M: LogitModel> ProbeGate<'m, M> {
         cache: &mut CalibrationCache,
     ) -> Result<Self, ProbeError> {
         let labels = resolve_labels(model, spec.template, spec.verbalizer)?;
-        let prefix_tokens = model.tokenize(&spec.prefix(&labels))?;
+        let prefix_text = spec.prefix(&labels);
+        let prefix_tokens = model.tokenize(&prefix_text)?;
         let prefix = model.prefill(&prefix_tokens)?;
         let mut gate = ProbeGate {
             model,
@@ -49,7 +52,7 @@ impl<'m, M: LogitModel> ProbeGate<'m, M> {
             prefix_tokens: prefix_tokens.len(),
             p_cf: [0.5; 2],
         };
-        let key = (gate.spec.template, gate.spec.verbalizer);
+        let key = calibration_key(gate.spec.template, gate.spec.verbalizer, &prefix_text);
         let p_cf = cache.get_or_compute(key, || {
             let mut sets = Vec::with_capacity(CONTENT_FREE_INPUTS.len());
             for input in CONTENT_FREE_INPUTS {

@@ -10,9 +10,11 @@ extern crate alloc;
 pub mod action;
 pub mod audit;
 pub mod calibration;
+pub mod crossval;
 pub mod dataset;
 #[cfg(feature = "engine")]
 pub mod engine;
+pub mod eval_data;
 pub mod gate;
 pub mod json;
 pub mod metrics;

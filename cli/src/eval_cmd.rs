@@ -1,0 +1,300 @@
+//! `probevisor eval`: the ProbeLogits gate (and, with `--ablation`, the whole pipeline) on labelled
+//! data. Each (verbalizer, examples) prefix is computed once; each row costs one forked pass over the
+//! action's tokens; every alpha reuses the same raw probabilities. `--cv K` chooses the setting and
+//! threshold by stratified k-fold cross-validation; `--baseline generate` asks the same model to
+//! answer in words and parses the answer.
+
+use crate::args::Args;
+use crate::eval_report::{Report, Scored};
+use crate::model_file::ModelFile;
+use crate::probe_cmds::{load_policy, parse_verbalizer};
+use probe::audit;
+use probe::calibration::CalibrationCache;
+use probe::crossval::{choose, cross_validate};
+use probe::dataset::Columns;
+use probe::engine::EngineModel;
+use probe::eval_data::{harmbench_rows, text_rows, toolcall_rows, DataFormat, EvalRow};
+use probe::gate::ProbeGate;
+use probe::pipeline::{Layers, Pipeline};
+use probe::policy::Policy;
+use probe::prefilter::prefilter;
+use probe::prompt::{Example, PromptSpec, TemplateKind, Verbalizer};
+use probe::LogitModel;
+use std::time::Instant;
+
+const EVAL_USAGE: &str =
+    "usage: probevisor eval --model PATH --dataset FILE [--format auto|toolcalls|harmbench|text]
+  [--text-col C] [--label-col L] [--positive V] [--categories standard,contextual] [--limit N]
+  [--verbalizer yes/no,safe/dangerous,...] [--examples policy,none] [--alpha 0,0.5,1]
+  [--threshold T]   (default: the policy's gate threshold)
+  [--cv K]          choose verbalizer, examples, alpha and threshold by k-fold cross-validation
+  [--baseline generate] [--gen-tokens N]   generate-and-parse on the same model and prompt
+  [--ablation true] the whole pipeline: all layers, without the probe, the probe alone
+  [--policy FILE] [--agent NAME] [--threads N] [--json true]";
+
+/// Load the rows of `dataset` as the flags say.
+fn load_rows(args: &Args, dataset: &str) -> Result<Vec<EvalRow>, String> {
+    let text =
+        std::fs::read_to_string(dataset).map_err(|e| format!("cannot read '{dataset}': {e}"))?;
+    let format = match args.get("--format").unwrap_or("auto") {
+        "auto" => DataFormat::detect(dataset, &text),
+        "toolcalls" => DataFormat::ToolCalls,
+        "harmbench" => DataFormat::HarmBench,
+        "text" => DataFormat::Text,
+        o => {
+            return Err(format!(
+                "--format: '{o}' (auto, toolcalls, harmbench, text)"
+            ))
+        }
+    };
+    let mut rows = match format {
+        DataFormat::ToolCalls => {
+            toolcall_rows(&text, args.get("--positive").unwrap_or("dangerous"))?
+        }
+        DataFormat::HarmBench => {
+            let cats: Vec<&str> = args
+                .get("--categories")
+                .unwrap_or("standard,contextual")
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty() && *c != "all")
+                .collect();
+            harmbench_rows(&text, &cats)?
+        }
+        DataFormat::Text => {
+            let cols = Columns {
+                text: args.get("--text-col").unwrap_or("prompt").to_string(),
+                label: Some(args.get("--label-col").unwrap_or("label").to_string())
+                    .filter(|l| !l.is_empty()),
+                positive: args.get("--positive").unwrap_or("unsafe").to_string(),
+            };
+            text_rows(&text, &cols, dataset.ends_with(".jsonl"))?
+        }
+    };
+    rows.truncate(args.number("--limit", usize::MAX)?);
+    if rows.is_empty() {
+        return Err(format!("'{dataset}' has no rows"));
+    }
+    Ok(rows)
+}
+
+fn list<'a>(args: &'a Args, name: &str, default: &'a str) -> Vec<&'a str> {
+    args.get(name)
+        .unwrap_or(default)
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// One prefix: a verbalizer and an example set.
+struct PrefixSetting {
+    verbalizer: Verbalizer,
+    examples_name: String,
+    examples: Vec<Example>,
+}
+
+pub fn eval(raw: &[String]) -> Result<(), String> {
+    let with_value = [
+        "--model",
+        "--dataset",
+        "--format",
+        "--text-col",
+        "--label-col",
+        "--positive",
+        "--categories",
+        "--alpha",
+        "--verbalizer",
+        "--threshold",
+        "--limit",
+        "--json",
+        "--policy",
+        "--threads",
+        "--examples",
+        "--cv",
+        "--baseline",
+        "--gen-tokens",
+        "--agent",
+        "--ablation",
+    ];
+    let args = Args::parse(raw, &with_value)?;
+    let dataset = args.get("--dataset").ok_or(EVAL_USAGE)?;
+    let path = args.get("--model").ok_or(EVAL_USAGE)?;
+    let rows = load_rows(&args, dataset)?;
+    let alphas: Vec<f32> = list(&args, "--alpha", "0,0.5,1")
+        .iter()
+        .map(|a| a.parse::<f32>().map_err(|_| format!("--alpha: '{a}'")))
+        .collect::<Result<_, _>>()?;
+    let verbalizers: Vec<Verbalizer> = list(&args, "--verbalizer", "yes/no")
+        .iter()
+        .map(|v| parse_verbalizer(v))
+        .collect::<Result<_, _>>()?;
+    let policy = load_policy(&args)?;
+    let threshold: f32 = args.number("--threshold", policy.gate.threshold)?;
+    let mut prefixes = Vec::new();
+    for &verbalizer in &verbalizers {
+        for name in list(&args, "--examples", "policy") {
+            let examples = match name {
+                "policy" => policy.gate.examples.clone(),
+                "none" => Vec::new(),
+                o => return Err(format!("--examples: '{o}' (policy, none)")),
+            };
+            prefixes.push(PrefixSetting {
+                verbalizer,
+                examples_name: name.to_string(),
+                examples,
+            });
+        }
+    }
+    let file = ModelFile::open(path)?;
+    let model = EngineModel::new(
+        file.load(path, args.number("--threads", 0usize)?)?,
+        audit::digest(file.bytes()),
+    );
+    let template = policy
+        .gate
+        .template
+        .unwrap_or_else(|| TemplateKind::detect(model.chat_template()));
+    let truth: Vec<bool> = rows.iter().map(|r| r.harmful).collect();
+    // The text the gate sees: the action after the pre-filter's neutralisation, as in the pipeline.
+    let texts: Vec<String> = rows
+        .iter()
+        .map(|r| prefilter(&r.action).action.prompt_text())
+        .collect();
+    let mut report = Report::new(dataset, path, &truth, template.name(), threshold);
+    let mut cache = CalibrationCache::new();
+    for p in &prefixes {
+        let spec = PromptSpec {
+            template,
+            verbalizer: p.verbalizer,
+            system: policy.gate.system.clone(),
+            policy_text: policy.gate.policy_text.clone(),
+            examples: p.examples.clone(),
+        };
+        let t = Instant::now();
+        let gate = ProbeGate::new(&model, spec, &mut cache)
+            .map_err(|e| format!("{}: {e}", p.verbalizer.name()))?;
+        let prefix_ms = t.elapsed().as_secs_f64() * 1e3;
+        let mut raws = Vec::with_capacity(rows.len());
+        let mut lat = Vec::with_capacity(rows.len());
+        for (i, text) in texts.iter().enumerate() {
+            let t = Instant::now();
+            let r = gate.raw_probs(text);
+            lat.push(t.elapsed().as_secs_f64() * 1e3);
+            raws.push(r.map_err(|e| format!("{}: {e}", rows[i].id))?);
+            if (i + 1) % 50 == 0 {
+                eprintln!(
+                    "{} / examples {}: {}/{} rows",
+                    p.verbalizer.name(),
+                    p.examples_name,
+                    i + 1,
+                    rows.len()
+                );
+            }
+        }
+        eprintln!(
+            "{} / examples {}: prefix {} tokens, {prefix_ms:.0} ms (with calibration), p_cf {:?}",
+            p.verbalizer.name(),
+            p.examples_name,
+            gate.prefix_tokens(),
+            gate.content_free()
+        );
+        for &alpha in &alphas {
+            let scores = raws
+                .iter()
+                .map(|r| gate.calibrate(*r, alpha).map(|s| s.p_dangerous()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            report.scored.push(Scored {
+                name: format!(
+                    "{}, examples {}, alpha {alpha}",
+                    p.verbalizer.name(),
+                    p.examples_name
+                ),
+                scores,
+                latency_ms: lat.clone(),
+                prefix_ms,
+            });
+        }
+    }
+    if let Some(k) = args.get("--cv") {
+        let k: usize = k
+            .parse()
+            .map_err(|_| format!("--cv: '{k}' is not a count"))?;
+        let candidates: Vec<Vec<f32>> = report.scored.iter().map(|s| s.scores.clone()).collect();
+        let cv = cross_validate(&candidates, &truth, k, 0x5eed)
+            .ok_or("--cv: nothing to cross-validate")?;
+        let all: Vec<usize> = (0..truth.len()).collect();
+        let frozen = choose(&candidates, &truth, &all).ok_or("--cv: no choice")?;
+        report.set_cv(cv, frozen);
+    }
+    if args.get("--baseline").is_some() {
+        match args.get("--baseline") {
+            Some("generate") => {
+                let p = &prefixes[0];
+                let spec = PromptSpec {
+                    template,
+                    verbalizer: p.verbalizer,
+                    system: policy.gate.system.clone(),
+                    policy_text: policy.gate.policy_text.clone(),
+                    examples: p.examples.clone(),
+                };
+                let result = crate::eval_generate::run(
+                    &model,
+                    &spec,
+                    &texts,
+                    args.number("--gen-tokens", 4usize)?,
+                )?;
+                report.set_generate(
+                    format!(
+                        "generate-and-parse, {}, examples {}",
+                        p.verbalizer.name(),
+                        p.examples_name
+                    ),
+                    result,
+                );
+            }
+            Some(o) => return Err(format!("--baseline: '{o}' (generate)")),
+            None => {}
+        }
+    }
+    if args.get("--ablation").is_some_and(|v| v != "false") {
+        let agent = args.get("--agent").unwrap_or("cli");
+        for (name, layers) in [
+            ("all layers", Layers::ALL),
+            ("without the probe", Layers::WITHOUT_PROBE),
+            ("probe only", Layers::PROBE_ONLY),
+        ] {
+            let (pred, lat) = run_pipeline(&policy, &model, &rows, layers, agent)?;
+            report.ablation.push((name.to_string(), pred, lat));
+        }
+    }
+    report.print(args.get("--json").is_some_and(|v| v != "false"));
+    Ok(())
+}
+
+/// Every row through the pipeline with `layers` (rate limits lifted: rows are not a burst of one
+/// agent). Returns the deny decisions and the per-row latency.
+fn run_pipeline(
+    policy: &Policy,
+    model: &EngineModel,
+    rows: &[EvalRow],
+    layers: Layers,
+    agent: &str,
+) -> Result<(Vec<bool>, Vec<f64>), String> {
+    let mut policy = policy.clone();
+    for t in policy.tools.values_mut() {
+        t.rate = None;
+    }
+    let mut pipeline = Pipeline::new(policy, Some(model), &mut CalibrationCache::new(), layers)
+        .map_err(|e| e.to_string())?;
+    let mut pred = Vec::with_capacity(rows.len());
+    let mut lat = Vec::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        let t = Instant::now();
+        let d = pipeline.decide(&r.action, agent, i as u64);
+        lat.push(t.elapsed().as_secs_f64() * 1e3);
+        pred.push(d.verdict == probe::Verdict::Deny);
+    }
+    Ok((pred, lat))
+}
