@@ -23,7 +23,7 @@ use probe::LogitModel;
 use std::time::Instant;
 
 const EVAL_USAGE: &str =
-    "usage: probevisor eval --model PATH --dataset FILE [--format auto|toolcalls|harmbench|text]
+    "usage: probevisor eval [--model PATH] --dataset FILE [--format auto|toolcalls|harmbench|text]
   [--text-col C] [--label-col L] [--positive V] [--categories standard,contextual] [--limit N]
   [--verbalizer yes/no,safe/dangerous,...] [--examples policy,none] [--alpha 0,0.5,1]
   [--threshold T]   (default: the policy's gate threshold)
@@ -119,7 +119,15 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
     ];
     let args = Args::parse(raw, &with_value)?;
     let dataset = args.get("--dataset").ok_or(EVAL_USAGE)?;
-    let path = args.get("--model").ok_or(EVAL_USAGE)?;
+    let default_model;
+    let path = match args.get("--model") {
+        Some(p) => p,
+        None => {
+            default_model = crate::model_file::default_model_path()?;
+            eprintln!("eval: model {default_model} (the verdict model; --model to choose another)");
+            &default_model
+        }
+    };
     let rows = load_rows(&args, dataset)?;
     let alphas: Vec<f32> = list(&args, "--alpha", "0,0.5,1")
         .iter()

@@ -5,6 +5,39 @@ use inference_core::parallel::ThreadPool;
 use memmap2::Mmap;
 use std::fs::File;
 
+/// File name of the verdict model (Qwen2.5-Coder-1.5B-Instruct Q4_K_M) in the model cache.
+pub const VERDICT_MODEL: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
+
+/// The model `probe` and `eval` use without `--model`: the verdict model in
+/// `$PROBEVISOR_MODELS`, else `${PROBEVISOR_CACHE:-$HOME/.cache/probevisor}/models` (where
+/// `cargo xtask setup` puts it).
+pub fn default_model_path() -> Result<String, String> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let dir = match (
+        env("PROBEVISOR_MODELS"),
+        env("PROBEVISOR_CACHE"),
+        env("HOME"),
+    ) {
+        (Some(m), _, _) => std::path::PathBuf::from(m),
+        (None, Some(c), _) => std::path::Path::new(&c).join("models"),
+        (None, None, Some(h)) => std::path::Path::new(&h).join(".cache/probevisor/models"),
+        _ => {
+            return Err(
+                "no --model, and neither PROBEVISOR_MODELS, PROBEVISOR_CACHE nor HOME is set"
+                    .into(),
+            )
+        }
+    };
+    let path = dir.join(VERDICT_MODEL);
+    if !path.is_file() {
+        return Err(format!(
+            "no --model, and the verdict model is not at {} (run `cargo xtask setup`)",
+            path.display()
+        ));
+    }
+    Ok(path.display().to_string())
+}
+
 /// A model file mapped read-only: pages are loaded on demand and shared with the page cache.
 pub struct ModelFile {
     map: Mmap,

@@ -16,9 +16,9 @@ use probe::prompt::Verbalizer;
 use std::time::Instant;
 
 pub(crate) const DEFAULT_POLICY: &str = include_str!("../../policies/default.toml");
-const PROBE_USAGE: &str = "usage: probevisor probe --model PATH [--policy FILE] [--alpha A] [--threshold T] \
+const PROBE_USAGE: &str = "usage: probevisor probe [--model PATH] [--policy FILE] [--alpha A] [--threshold T] \
 [--verbalizer yes/no|safe/dangerous|allow/deny] [--agent NAME] [--layers all|no-probe|probe-only] [--threads N] \
-[--audit FILE] ACTION\n  ACTION: {\"tool\":\"...\",\"args\":{...}} or plain text\n\
+[--audit FILE] ACTION\n  ACTION: {\"tool\":\"...\",\"args\":{...}} or plain text\n  --model defaults to the verdict model (Qwen2.5-Coder-1.5B) in the model cache\n\
        probevisor probe --bench N   (times the non-inference layers with the mock model)";
 
 pub(crate) fn load_policy(args: &Args) -> Result<Policy, String> {
@@ -91,7 +91,15 @@ pub fn probe(raw: &[String]) -> Result<(), String> {
         .get("--threshold")
         .map(|a| a.parse::<f32>().map_err(|_| format!("--threshold: '{a}'")))
         .transpose()?;
-    let path = args.get("--model");
+    let default_model;
+    let path = match args.get("--model") {
+        Some(p) => Some(p),
+        None if layers.probe && policy.gate.enabled => {
+            default_model = crate::model_file::default_model_path()?;
+            Some(default_model.as_str())
+        }
+        None => None,
+    };
     let file = path.map(ModelFile::open).transpose()?;
     let model = match (&file, path) {
         (Some(f), Some(p)) => {
