@@ -3,7 +3,7 @@
 //! exits that stop a guest (HLT, memory violations, triple faults, anything unexpected).
 
 use crate::host_services::ToolService;
-use crate::hypercall::{self, HypercallResult};
+use crate::hypercall::{self, HypercallResult, Transport};
 use crate::vcpu::{Registers, Vcpu, VmExit, RAX, RBX, RCX, RDX};
 use crate::vm::{GuestState, LogSink, StopReason};
 use alloc::format;
@@ -64,7 +64,15 @@ pub fn handle_exit<V: Vcpu + ?Sized>(
         VmExit::Hypercall => {
             let (number, gpa) = (vcpu.regs().gpr[RAX], vcpu.regs().gpr[RBX]);
             let len = vcpu.exit_instruction_len();
-            match hypercall::handle(number, gpa, vcpu.memory_mut(), guest, env.log, env.services) {
+            match hypercall::handle(
+                number,
+                gpa,
+                Transport::Hypercall,
+                vcpu.memory_mut(),
+                guest,
+                env.log,
+                env.services,
+            ) {
                 HypercallResult::Reply(response) => {
                     set_rax_rdx(vcpu.regs_mut(), response.registers());
                     vcpu.advance_rip(len);
@@ -204,6 +212,29 @@ fn port_io<V: Vcpu + ?Sized>(
     ExitAction::Resume
 }
 
+/// The refused tool device access in words (for the stop reason and the audit record).
+fn describe_device_error(err: mmio::MmioError) -> alloc::string::String {
+    match err {
+        mmio::MmioError::OutsideWindow { gpa } => format!("{gpa:#x} is outside the window"),
+        mmio::MmioError::NoRegister { offset } => format!("no register at offset {offset:#x}"),
+        mmio::MmioError::BadWidth { register, width } => {
+            format!("{width}-byte access to register {register:?}")
+        }
+        mmio::MmioError::BadDirection {
+            register,
+            write: true,
+        } => {
+            format!("write to read-only register {register:?}")
+        }
+        mmio::MmioError::BadDirection {
+            register,
+            write: false,
+        } => {
+            format!("read of write-only register {register:?}")
+        }
+    }
+}
+
 /// Emulates one access to the tool device window (decoded with iced-x86 through vmx::mmio_decode).
 fn tool_device<V: Vcpu + ?Sized>(
     vcpu: &mut V,
@@ -215,7 +246,17 @@ fn tool_device<V: Vcpu + ?Sized>(
     let regs = *vcpu.regs();
     let (bytes, fetched) =
         crate::guest_memory::fetch_instruction(vcpu.memory(), regs.cr3, regs.rip);
-    let bad = |why: alloc::string::String| ExitAction::Stop(StopReason::BadDeviceAccess(why));
+    // A refused access stops the guest and leaves an audit record (kind `tool_device`).
+    let mut bad = |why: alloc::string::String| {
+        let detail = format!("{why} (gpa {gpa:#x}, rip {:#x})", regs.rip);
+        env.log.line(format_args!(
+            "audit: guest {} tool device access refused: {detail}",
+            guest.name
+        ));
+        env.services
+            .violation(&guest.name, "tool_device", &detail, env.log);
+        ExitAction::Stop(StopReason::BadDeviceAccess(why))
+    };
     let insn = match mmio_decode::decode(&bytes[..fetched]) {
         Ok(insn) if !insn.rep && (insn.direction == mmio_decode::MmioDirection::Write) == write => {
             insn
@@ -230,7 +271,7 @@ fn tool_device<V: Vcpu + ?Sized>(
     };
     let register = match mmio::decode_access(gpa, insn.size, write) {
         Ok(register) => register,
-        Err(err) => return bad(format!("{err:?}")),
+        Err(err) => return bad(describe_device_error(err)),
     };
     if write {
         let value = insn
@@ -243,6 +284,7 @@ fn tool_device<V: Vcpu + ?Sized>(
                 match hypercall::handle(
                     value,
                     request,
+                    Transport::ToolDevice,
                     vcpu.memory_mut(),
                     guest,
                     env.log,

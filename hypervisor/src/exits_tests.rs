@@ -428,3 +428,143 @@ fn violations_and_tool_calls_become_chained_audit_records() {
     let report = probe::audit::verify(text.as_bytes(), Some(services.audit_head())).unwrap();
     assert_eq!(report.records, 3);
 }
+
+/// The audit records (`AUDIT ` lines) in `log`.
+fn records(log: &Lines) -> Vec<&str> {
+    log.0
+        .iter()
+        .filter_map(|l| l.strip_prefix("AUDIT "))
+        .collect()
+}
+
+#[test]
+fn null_result_buffer_is_a_bad_pointer_with_an_audit_record() {
+    // The misbehaving agent's case: a null result buffer with a capacity, and args that are not a
+    // JSON object (its console text had overwritten them): the pointer check decides.
+    let mut services = no_policy();
+    let mut vcpu = FakeVcpu::new(MEM, vec![]);
+    let mut guest = GuestState::new("misbehaving");
+    let mut log = Lines::default();
+    stage(&mut vcpu, Kind::ToolCall, b"ng", 0);
+    vcpu.mem[0x8030..0x8040].copy_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0]);
+    let action = handle_exit(
+        &mut vcpu,
+        VmExit::Hypercall,
+        &mut guest,
+        &mut env(&mut log, &mut services),
+    );
+    assert_eq!(action, ExitAction::Resume);
+    assert_eq!(
+        (vcpu.regs.gpr[RAX], vcpu.regs.gpr[RDX]),
+        (Status::BadPointer as u64, 0)
+    );
+    assert_eq!(
+        (guest.stats.refused_requests, guest.stats.tool_calls),
+        (1, 0)
+    );
+    assert!(
+        log.has("audit: guest misbehaving hypercall 0x1 request 0x8000 refused (bad pointer): result: null pointer"),
+        "{:?}",
+        log.0
+    );
+    let records = records(&log);
+    assert_eq!(records.len(), 1, "{:?}", log.0);
+    assert!(records[0].contains(r#""agent":"misbehaving","tool":"hypercall""#));
+    assert!(records[0].contains("result: null pointer"));
+}
+
+/// `mov [rcx], rbx` at 0x10_0002 writing `value` to tool device register `offset`.
+fn device_write(
+    vcpu: &mut FakeVcpu,
+    guest: &mut GuestState,
+    log: &mut Lines,
+    services: &mut dyn ToolService,
+    offset: u64,
+    value: u64,
+) -> ExitAction {
+    vcpu.mem[0x10_0002..0x10_0005].copy_from_slice(&[0x48, 0x89, 0x19]);
+    vcpu.regs.rip = 0x10_0002;
+    vcpu.regs.gpr[RCX] = TOOL_DEVICE_GPA + offset;
+    vcpu.regs.gpr[RBX] = value;
+    let exit = VmExit::MmioAccess {
+        gpa: TOOL_DEVICE_GPA + offset,
+        write: true,
+        fetch: false,
+    };
+    handle_exit(vcpu, exit, guest, &mut env(log, services))
+}
+
+#[test]
+fn doorbell_tool_call_is_decided_and_audited_and_a_status_write_stops_the_agent() {
+    let mut services = no_policy();
+    let mut vcpu = FakeVcpu::new(MEM, vec![]);
+    build_boot_structures(&mut vcpu.mem).unwrap();
+    vcpu.regs.cr3 = PML4_GPA;
+    let mut guest = GuestState::new("mmio");
+    let mut log = Lines::default();
+    stage(&mut vcpu, Kind::ToolCall, br#"{"path":"/project"}"#, 0);
+    for (offset, value) in [(0x08, 0x8000), (0x10, Kind::ToolCall as u64)] {
+        let action = device_write(
+            &mut vcpu,
+            &mut guest,
+            &mut log,
+            &mut services,
+            offset,
+            value,
+        );
+        assert_eq!(action, ExitAction::Resume);
+    }
+    // The pipeline ran (fail closed here: no policy) before the guest saw a status.
+    assert_eq!(guest.device.status, Status::Denied as u64);
+    assert_eq!(
+        (guest.stats.tool_calls, guest.stats.tool_calls_denied),
+        (1, 1)
+    );
+    assert!(
+        log.0
+            .iter()
+            .any(|l| l.starts_with("audit: guest mmio tool call via tool device read_file")),
+        "{:?}",
+        log.0
+    );
+    let action = device_write(&mut vcpu, &mut guest, &mut log, &mut services, 0x18, 0);
+    assert!(
+        matches!(&action, ExitAction::Stop(StopReason::BadDeviceAccess(why)) if why.contains("Status")),
+        "{action:?}"
+    );
+    let records = records(&log);
+    assert_eq!(records.len(), 2, "{:?}", log.0);
+    assert!(records[0].contains(r#""agent":"mmio","tool":"read_file""#));
+    assert!(records[0].contains("no policy loaded"));
+    assert!(records[1].contains(r#""agent":"mmio","tool":"tool_device""#));
+    assert!(records[1].contains("write to read-only register Status"));
+    let mut text = records.join("\n");
+    text.push('\n');
+    let report = probe::audit::verify(text.as_bytes(), Some(services.audit_head())).unwrap();
+    assert_eq!(report.records, 2);
+}
+
+#[test]
+fn a_bad_doorbell_request_is_audited_as_a_tool_device_refusal() {
+    let mut services = no_policy();
+    let mut vcpu = FakeVcpu::new(MEM, vec![]);
+    build_boot_structures(&mut vcpu.mem).unwrap();
+    vcpu.regs.cr3 = PML4_GPA;
+    let mut guest = GuestState::new("mmio");
+    let mut log = Lines::default();
+    for (offset, value) in [(0x08, 0xFFFF_F000), (0x10, Kind::ToolCall as u64)] {
+        let action = device_write(
+            &mut vcpu,
+            &mut guest,
+            &mut log,
+            &mut services,
+            offset,
+            value,
+        );
+        assert_eq!(action, ExitAction::Resume);
+    }
+    assert_eq!(guest.device.status, Status::BadPointer as u64);
+    let records = records(&log);
+    assert_eq!(records.len(), 1, "{:?}", log.0);
+    assert!(records[0].contains(r#""tool":"tool_device""#) && records[0].contains("bad pointer"));
+}

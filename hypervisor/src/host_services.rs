@@ -5,10 +5,15 @@
 //! in-memory file system, the console, or the tool device (`net_send`, logged). Every decision, and
 //! every refused malformed hypercall or memory violation, becomes one hash-chained audit record,
 //! printed as `AUDIT <record>`. Without a model or a policy every call is refused (fail closed).
+//! With the MCP bridge on (`bridge=com2`), the allowed file tools (`bridge_client::BRIDGED_TOOLS`)
+//! go out over COM2 to a real MCP server instead of the in-memory file system; the gate has decided
+//! (and the audit recorded) before any frame leaves, and each outcome is a `bridge:` log line.
 //! The exit handler calls this synchronously: the vCPU is not resumed before the verdict is in.
 
+use crate::bridge_client::{ToolBridge, BRIDGED_TOOLS};
 use crate::host_fs::MemFs;
 use crate::vm::LogSink;
+use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -33,8 +38,12 @@ pub struct ToolRequest {
 pub enum ToolOutcome {
     /// The tool ran; its output goes to the guest's result buffer.
     Completed { output: String },
-    /// The call was allowed but the tool failed (no such file, ...).
-    Failed { error: String },
+    /// The call was allowed but the tool failed (no such file, the bridge timed out, ...); `status`
+    /// is the ABI status the guest gets (ToolFailed, or what a bridge failure stands for).
+    Failed {
+        status: hypercall_abi::Status,
+        error: String,
+    },
     /// The call was refused; the reason goes to the guest's result buffer.
     Refused { reason: String },
 }
@@ -61,6 +70,8 @@ pub struct GovernedServices<'m, M: LogitModel> {
     model_digest: [u8; 32],
     fs: MemFs,
     clock_ms: fn() -> u64,
+    /// Where the allowed file tools go instead of `fs`, when set.
+    bridge: Option<Box<dyn ToolBridge>>,
     /// Bytes sent through the tool device, in total.
     pub sent_bytes: u64,
 }
@@ -100,7 +111,51 @@ impl<'m, M: LogitModel> GovernedServices<'m, M> {
             model_digest,
             fs,
             clock_ms,
+            bridge: None,
             sent_bytes: 0,
+        }
+    }
+
+    /// Sends the allowed file tools (`BRIDGED_TOOLS`) to `bridge` instead of the in-memory file system.
+    pub fn with_bridge(mut self, bridge: Box<dyn ToolBridge>) -> Self {
+        self.bridge = Some(bridge);
+        self
+    }
+
+    /// Carries out an allowed file tool call over the bridge; logs its outcome.
+    fn perform_bridged(
+        bridge: &mut dyn ToolBridge,
+        guest: &str,
+        action: &Action,
+        log: &mut dyn LogSink,
+    ) -> ToolOutcome {
+        let mut args = String::new();
+        action.args.write_json(&mut args);
+        let call = bridge.call(&action.tool, &args);
+        match call.result {
+            Ok(output) => {
+                log.line(format_args!(
+                    "bridge: guest {guest} id={} {} -> ok ({} bytes)",
+                    call.id,
+                    action.tool,
+                    output.len()
+                ));
+                ToolOutcome::Completed {
+                    output: String::from_utf8_lossy(&output).into_owned(),
+                }
+            }
+            Err(failure) => {
+                log.line(format_args!(
+                    "bridge: guest {guest} id={} {} -> error ({}): {failure}",
+                    call.id,
+                    action.tool,
+                    failure.status.name()
+                ));
+                ToolOutcome::Failed {
+                    status: failure.status,
+                    error: failure.message,
+                }
+            }
         }
     }
 
@@ -122,6 +177,11 @@ impl<'m, M: LogitModel> GovernedServices<'m, M> {
 
     /// Carries out an allowed action.
     fn perform(&mut self, guest: &str, action: &Action, log: &mut dyn LogSink) -> ToolOutcome {
+        if let Some(bridge) = self.bridge.as_mut() {
+            if BRIDGED_TOOLS.contains(&action.tool.as_str()) {
+                return Self::perform_bridged(bridge.as_mut(), guest, action, log);
+            }
+        }
         let args = &action.args;
         let result: Result<String, String> = match action.tool.as_str() {
             "read_file" => str_arg(args, "path").and_then(|p| {
@@ -155,7 +215,10 @@ impl<'m, M: LogitModel> GovernedServices<'m, M> {
         };
         match result {
             Ok(output) => ToolOutcome::Completed { output },
-            Err(error) => ToolOutcome::Failed { error },
+            Err(error) => ToolOutcome::Failed {
+                status: hypercall_abi::Status::ToolFailed,
+                error,
+            },
         }
     }
 }
@@ -232,3 +295,7 @@ pub fn final_line(head: &[u8; 32]) -> String {
 #[cfg(test)]
 #[path = "host_services_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "host_services_bridge_tests.rs"]
+mod bridge_tests;

@@ -1,6 +1,8 @@
 //! The hypercall path (VMCALL/VMMCALL and the tool device doorbell): every request checked by
 //! hypercall-abi against the guest's memory, then console write, exit, or tool call through
-//! `host_services::handle_tool_call`. A bad request is an error status to the guest plus an `audit:` line.
+//! [`ToolService::tool_call`] (the probe pipeline, then the host service). A bad request is an error
+//! status to the guest plus an audit record (kind `hypercall`, or `tool_device` for the doorbell) and
+//! an `audit:` line; the console line of a doorbell tool call says `via tool device`.
 
 use crate::host_services::{ToolOutcome, ToolRequest, ToolService};
 use crate::vm::{GuestState, LogSink, StopReason};
@@ -16,10 +18,37 @@ pub enum HypercallResult {
     Stop(StopReason),
 }
 
-/// Runs hypercall `number` with its request at `request_gpa` over guest memory `mem`.
+/// How a request reached the hypervisor: VMCALL/VMMCALL, or the tool device's doorbell (MMIO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Hypercall,
+    ToolDevice,
+}
+
+impl Transport {
+    /// The audit record kind of a refused request on this transport (`"hypercall"`, `"tool_device"`).
+    pub fn audit_kind(self) -> &'static str {
+        match self {
+            Transport::Hypercall => "hypercall",
+            Transport::ToolDevice => "tool_device",
+        }
+    }
+
+    /// How the `audit:` console line names the transport.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Transport::Hypercall => "hypercall",
+            Transport::ToolDevice => "tool device doorbell",
+        }
+    }
+}
+
+/// Runs call `number` with its request at `request_gpa` over guest memory `mem`, submitted through
+/// `transport`.
 pub fn handle(
     number: u64,
     request_gpa: u64,
+    transport: Transport,
     mem: &mut [u8],
     guest: &mut GuestState,
     log: &mut dyn LogSink,
@@ -32,13 +61,14 @@ pub fn handle(
             guest.stats.refused_requests += 1;
             let status = error.status();
             log.line(format_args!(
-                "audit: guest {} hypercall {number:#x} request {request_gpa:#x} refused ({}): {error}",
+                "audit: guest {} {} {number:#x} request {request_gpa:#x} refused ({}): {error}",
                 guest.name,
+                transport.describe(),
                 status.name()
             ));
             services.violation(
                 &guest.name,
-                "hypercall",
+                transport.audit_kind(),
                 &format!(
                     "{number:#x} request {request_gpa:#x} refused ({}): {error}",
                     status.name()
@@ -73,14 +103,18 @@ pub fn handle(
             guest.stats.tool_calls += 1;
             let (status, payload) = match services.tool_call(&guest.name, &request, log) {
                 ToolOutcome::Completed { output } => (Status::Ok, output),
-                ToolOutcome::Failed { error } => (Status::ToolFailed, error),
+                ToolOutcome::Failed { status, error } => (status, error),
                 ToolOutcome::Refused { reason } => {
                     guest.stats.tool_calls_denied += 1;
                     (Status::Denied, reason)
                 }
             };
+            let via = match transport {
+                Transport::Hypercall => "",
+                Transport::ToolDevice => " via tool device",
+            };
             log.line(format_args!(
-                "audit: guest {} tool call {} {} -> {}: {}",
+                "audit: guest {} tool call{via} {} {} -> {}: {}",
                 guest.name,
                 request.name,
                 request.args,

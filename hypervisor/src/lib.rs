@@ -4,6 +4,7 @@
 
 extern crate alloc;
 
+pub mod bridge_client;
 pub mod cmdline;
 pub mod exception;
 pub mod exits;

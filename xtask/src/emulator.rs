@@ -29,8 +29,35 @@ const BOCHSRC_TEMPLATE: &str = include_str!("../../qemu/bochsrc.template");
 pub enum Emulator {
     /// QEMU; TCG unless `kvm`. TCG has no VMX.
     Qemu { kvm: bool, memory_mib: u32 },
-    /// Bochs with VT-x emulated; `cpu` is a Bochs CPU model with VMX+EPT.
-    Bochs { cpu: String, megs: u32, ips: u64 },
+    /// Bochs with VT-x emulated; `cpu` is a Bochs CPU model with VMX+EPT; `com2`: the second
+    /// serial port (the MCP bridge's, docs/bridge.md), absent when `None`.
+    Bochs {
+        cpu: String,
+        megs: u32,
+        ips: u64,
+        com2: Option<Com2>,
+    },
+}
+
+/// Where Bochs connects COM2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Com2 {
+    /// Bochs listens on 127.0.0.1:PORT and waits (before the BIOS runs) until a client connects,
+    /// e.g. `probevisor bridge --com2 tcp:127.0.0.1:PORT`, which retries for 30 s.
+    /// (Bochs 2.7 also has `mode=socket-client`, which connects once at start and panics if
+    /// nobody listens yet: the server mode does not race the bridge's start.)
+    SocketServer(u16),
+}
+
+impl Com2 {
+    /// The bochsrc line.
+    pub fn bochsrc_line(self) -> String {
+        match self {
+            Com2::SocketServer(port) => {
+                format!("com2: enabled=1, mode=socket-server, dev=localhost:{port}\n")
+            }
+        }
+    }
 }
 
 impl Emulator {
@@ -46,6 +73,20 @@ impl Emulator {
             cpu: "tigerlake".into(),
             megs: 512,
             ips: 100_000_000,
+            com2: None,
+        }
+    }
+
+    /// This emulator with COM2 connected as `com2` (Bochs only; QEMU is returned unchanged).
+    pub fn with_com2(self, com2: Com2) -> Emulator {
+        match self {
+            Emulator::Bochs { cpu, megs, ips, .. } => Emulator::Bochs {
+                cpu,
+                megs,
+                ips,
+                com2: Some(com2),
+            },
+            qemu => qemu,
         }
     }
 
@@ -60,8 +101,16 @@ impl Emulator {
     fn prepare(&self, run_dir: &Path, iso: &Path) -> Result<Vec<String>, String> {
         match self {
             Emulator::Qemu { kvm, memory_mib } => Ok(qemu_args(iso, *kvm, *memory_mib)),
-            Emulator::Bochs { cpu, megs, ips } => {
-                let rc = bochsrc(BOCHSRC_TEMPLATE, iso, cpu, *megs, *ips)?;
+            Emulator::Bochs {
+                cpu,
+                megs,
+                ips,
+                com2,
+            } => {
+                let mut rc = bochsrc(BOCHSRC_TEMPLATE, iso, cpu, *megs, *ips)?;
+                if let Some(com2) = com2 {
+                    rc.push_str(&com2.bochsrc_line());
+                }
                 write(&run_dir.join("bochsrc"), &rc)?;
                 write(&run_dir.join("bochs.rc"), "c\n")?;
                 Ok(["-q", "-f", "bochsrc", "-rc", "bochs.rc"]
@@ -316,6 +365,23 @@ mod tests {
         assert!(!rc.contains("{{"));
         assert!(bochsrc("x {{NEW}}", Path::new("/a"), "tigerlake", 1, 1).is_err());
         assert!(bochsrc(BOCHSRC_TEMPLATE, Path::new("/a"), "bad model", 1, 1).is_err());
+    }
+
+    #[test]
+    fn com2_lines() {
+        assert_eq!(
+            Com2::SocketServer(4711).bochsrc_line(),
+            "com2: enabled=1, mode=socket-server, dev=localhost:4711\n"
+        );
+        let Emulator::Bochs { com2, .. } = Emulator::bochs().with_com2(Com2::SocketServer(1))
+        else {
+            panic!("not Bochs")
+        };
+        assert_eq!(com2, Some(Com2::SocketServer(1)));
+        assert!(matches!(
+            Emulator::qemu_tcg().with_com2(Com2::SocketServer(1)),
+            Emulator::Qemu { .. }
+        ));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 mod agent;
 mod bench;
 mod emulator;
+mod gate_scenario;
 mod image;
+mod kvm_nested;
 mod mcp_server;
 mod run;
 mod setup;
@@ -19,7 +21,9 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  run                     the main job: setup, build, boot under Bochs (VT-x emulated), show the VMX bring-up
+  run [--engine auto|kvm|bochs] [--model PATH] [--policy FILE] [--agents a,b,c] [--audit-out FILE]
+                          the main job: setup, build, boot the agents under the gate (Bochs, or QEMU/KVM
+                          with nested VT-x), stream each decision, verify the audit chain, print a table
   test                    every test: setup, host unit tests, clippy, emulator boot tests; ends with `N passed, M failed`
   setup [--models LIST]   install what is missing (Debian packages, rust target, models); LIST: smollm2,gemma3,qwen25coder|all|none
   build                   build the host crates and the hypervisor image ELF

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::emulator::{self, Emulator, Expect, RunConfig};
+use crate::gate_scenario::{ModelChoice, Scenario};
 use crate::image::{self, Module};
 use crate::Options;
 
@@ -49,22 +50,269 @@ pub fn bochs_command(args: &[String]) -> Result<(), String> {
     )
 }
 
-/// `run`: the main job. Setup, build, then boot the hypervisor under Bochs (VT-x emulated) with the
-/// example agents, the tiny synthetic model and policies/tiny-model.toml as boot modules; stream the
-/// serial log (VMX bring-up, each guest's console, one AUDIT line per decision), then check the
-/// verdicts and verify the audit chain on the host. Bochs is far too slow for a real model, so the
-/// verdicts come from the tiny model and the policy's rule layers: the run says so.
+/// Which machine runs the hypervisor in `run`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// KVM when `qemu/kvm-nested.sh --check` passes, else Bochs.
+    Auto,
+    Kvm,
+    Bochs,
+}
+
+/// The verdict model under KVM when `--model` is not given (fetched by `setup`).
+pub const VERDICT_MODEL: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
+/// The policy under KVM when `--policy` is not given.
+pub const KVM_POLICY: &str = "policies/default.toml";
+
+/// `run`'s options, checked before anything is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOptions {
+    pub engine: Engine,
+    pub model: Option<std::path::PathBuf>,
+    pub policy: Option<std::path::PathBuf>,
+    pub agents: Vec<String>,
+    pub audit_out: Option<std::path::PathBuf>,
+}
+
+impl RunOptions {
+    /// Parses `run`'s arguments; `known_agents` are the names under agents/.
+    pub fn parse(args: &[String], known_agents: &[String]) -> Result<RunOptions, String> {
+        let options = Options::parse(
+            args,
+            &["--engine", "--model", "--policy", "--agents", "--audit-out"],
+            &[],
+        )?;
+        let engine = match options.value("--engine").unwrap_or("auto") {
+            "auto" => Engine::Auto,
+            "kvm" => Engine::Kvm,
+            "bochs" => Engine::Bochs,
+            other => {
+                return Err(format!(
+                    "--engine expects auto, kvm or bochs, got `{other}`"
+                ))
+            }
+        };
+        let file = |name: &str| -> Result<Option<std::path::PathBuf>, String> {
+            match options.value(name) {
+                None => Ok(None),
+                Some(v) => {
+                    let path = std::path::PathBuf::from(v);
+                    if path.is_file() {
+                        Ok(Some(path))
+                    } else {
+                        Err(format!("{name}: no file at `{v}`"))
+                    }
+                }
+            }
+        };
+        let agents = match options.value("--agents") {
+            None => crate::gate_scenario::DEFAULT_AGENTS
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+            Some(list) => {
+                let agents: Vec<String> = list.split(',').map(|a| a.trim().to_string()).collect();
+                if agents.iter().any(String::is_empty) {
+                    return Err(format!(
+                        "--agents expects a comma-separated list of names, got `{list}`"
+                    ));
+                }
+                if let Some(unknown) = agents.iter().find(|a| !known_agents.contains(a)) {
+                    return Err(format!(
+                        "--agents: no agent `{unknown}` (agents/: {})",
+                        known_agents.join(", ")
+                    ));
+                }
+                let mut seen = agents.clone();
+                seen.sort();
+                seen.dedup();
+                if seen.len() != agents.len() {
+                    return Err(format!("--agents names an agent twice: `{list}`"));
+                }
+                agents
+            }
+        };
+        Ok(RunOptions {
+            engine,
+            model: file("--model")?,
+            policy: file("--policy")?,
+            agents,
+            audit_out: options.value("--audit-out").map(std::path::PathBuf::from),
+        })
+    }
+}
+
+/// The engine `auto` picks, and why (one line for the user).
+fn choose_engine(engine: Engine) -> (Engine, String) {
+    match engine {
+        Engine::Bochs => (Engine::Bochs, "Bochs (asked for; VT-x emulated)".into()),
+        Engine::Kvm => (Engine::Kvm, "QEMU/KVM with nested VT-x (asked for)".into()),
+        Engine::Auto => match crate::kvm_nested::check() {
+            Ok(why) => (
+                Engine::Kvm,
+                format!("QEMU/KVM with nested VT-x (auto: {why})"),
+            ),
+            Err(unusable) => (
+                Engine::Bochs,
+                format!(
+                    "Bochs, VT-x emulated (auto: KVM not usable, {} exit {}: {})",
+                    crate::kvm_nested::SCRIPT,
+                    unusable.code,
+                    unusable.message.trim_start_matches("kvm-nested: ")
+                ),
+            ),
+        },
+    }
+}
+
+/// `run`: the main job. Setup, build, then boot the hypervisor with the agents, a model, a policy
+/// and an fs tar as boot modules, under Bochs (VT-x emulated) or QEMU/KVM with nested VT-x; stream
+/// the serial log (VMX bring-up, each guest's console, one AUDIT line per decision), then check the
+/// verdicts and complete mediation, verify the audit chain on the host, print a table per guest, and
+/// fail if anything failed. Under Bochs the default model is the tiny synthetic one (a real model is
+/// far too slow there), and the run says so.
 pub fn run_command(args: &[String]) -> Result<(), String> {
-    let options = Options::parse(args, &["--audit-out"], &[])?;
+    let options = RunOptions::parse(args, &crate::agent::agent_names()?)?;
+    let (engine, why) = choose_engine(options.engine);
+    println!("xtask: engine {why}");
+    let (model, policy) = match engine {
+        Engine::Kvm => (
+            ModelChoice::File(
+                options
+                    .model
+                    .clone()
+                    .unwrap_or_else(|| crate::setup::models_dir().join(VERDICT_MODEL)),
+            ),
+            options
+                .policy
+                .clone()
+                .unwrap_or_else(|| crate::workspace_root().join(KVM_POLICY)),
+        ),
+        _ => (
+            options
+                .model
+                .clone()
+                .map_or(ModelChoice::Tiny, ModelChoice::File),
+            options.policy.clone().unwrap_or_else(|| {
+                crate::workspace_root().join(crate::gate_scenario::DEFAULT_POLICY)
+            }),
+        ),
+    };
+    match (&model, engine) {
+        (ModelChoice::Tiny, _) => println!(
+            "xtask: model: Bochs is too slow for a real model: using the tiny synthetic model \
+             (verdicts rest on the policy's rule layers; the gate's probability is recorded)"
+        ),
+        (ModelChoice::File(path), Engine::Bochs) => println!(
+            "xtask: model: {} under Bochs: expect minutes per verdict (about 185 MIPS, soft-float), \
+             and Bochs has 512 MiB of memory",
+            path.display()
+        ),
+        (ModelChoice::File(path), _) => println!("xtask: model: {}", path.display()),
+    }
+    println!(
+        "xtask: policy: {}; agents: {} (+ built-in guest {})",
+        policy.display(),
+        options.agents.join(", "),
+        crate::gate_scenario::BUILTIN_GUEST
+    );
+    if let ModelChoice::File(path) = &model {
+        if !path.is_file() {
+            return Err(format!(
+                "no model at {} (cargo xtask setup fetches the verdict model, or give --model PATH)",
+                path.display()
+            ));
+        }
+    }
+    let scenario = Scenario {
+        agents: options.agents.clone(),
+        model,
+        policy,
+    };
+    if !scenario.default_policy() {
+        println!(
+            "xtask: the expected verdicts are written for {}: with this policy only complete \
+             mediation, the audit chain and the logits digest are checked",
+            crate::gate_scenario::DEFAULT_POLICY
+        );
+    }
     crate::setup::setup(crate::setup::MODEL_NAMES)?;
     crate::run_status(crate::cargo().args(["build", "--workspace"]))?;
     let elf = image::build_hypervisor()?;
-    println!(
-        "xtask: engine Bochs (VT-x emulated; no KVM with nested VT-x here); model: the tiny synthetic \
-         llama model (a real model is too slow under Bochs), so verdicts rest on the policy's rule layers"
+    let name = "run";
+    let prepared = crate::gate_scenario::prepare(&scenario, &elf, name)?;
+    let timeout = Duration::from_secs(scenario.timeout_s());
+    let (log, run_dir, boot_failure) = match engine {
+        Engine::Kvm => {
+            // Untested here: no machine of this project has KVM with nested VT-x.
+            let run_dir = crate::probevisor_dir().join("runs").join("run-kvm");
+            std::fs::create_dir_all(&run_dir).map_err(|e| e.to_string())?;
+            let serial = run_dir.join("serial.log");
+            let (log, code) = crate::kvm_nested::boot(&prepared.iso, &serial, timeout)?;
+            print!("{log}");
+            let failure = (code != Some(0)).then(|| {
+                format!(
+                    "{} exited with {code:?} (log: {})",
+                    crate::kvm_nested::SCRIPT,
+                    serial.display()
+                )
+            });
+            (log, run_dir, failure)
+        }
+        _ => {
+            let markers = scenario.markers();
+            let markers: Vec<&str> = markers.iter().map(String::as_str).collect();
+            let report = emulator::run(&RunConfig {
+                name: name.to_string(),
+                emulator: Emulator::bochs(),
+                iso: prepared.iso.clone(),
+                timeout,
+                expect: Expect::all(&markers),
+                stream: true,
+            })?;
+            println!(
+                "xtask: Bochs {} after {:.1} s: {}",
+                if report.passed { "passed" } else { "FAILED" },
+                report.elapsed.as_secs_f64(),
+                report.reason
+            );
+            let failure = (!report.passed).then(|| report.reason.clone());
+            (report.log, report.run_dir, failure)
+        }
+    };
+    let mut verdict = crate::gate_scenario::judge(
+        &scenario,
+        &prepared,
+        &log,
+        &run_dir,
+        options.audit_out.as_deref(),
     );
-    let audit_out = options.value("--audit-out").map(std::path::PathBuf::from);
-    crate::test::gate_boot_test(&elf, true, audit_out.as_deref())
+    verdict.failures.splice(0..0, boot_failure);
+    println!();
+    print!("{}", crate::gate_scenario::table(&verdict.guests));
+    if let Some(file) = &verdict.audit_file {
+        println!(
+            "xtask: {} audit records verified on the host; audit log: {}",
+            verdict.records,
+            file.display()
+        );
+    }
+    if verdict.failures.is_empty() {
+        println!(
+            "xtask: run passed (serial log: {})",
+            run_dir.join("serial.log").display()
+        );
+        Ok(())
+    } else {
+        for failure in &verdict.failures {
+            println!("xtask: FAILED: {failure}");
+        }
+        Err(format!(
+            "{} check(s) failed (serial log: {})",
+            verdict.failures.len(),
+            run_dir.join("serial.log").display()
+        ))
+    }
 }
 
 /// Builds an image with `cmdline`, boots it with the serial log streamed, reports the verdict.
@@ -118,5 +366,91 @@ fn describe(emulator: &Emulator) -> String {
         Emulator::Qemu { kvm: true, .. } => "QEMU (KVM)".into(),
         Emulator::Qemu { kvm: false, .. } => "QEMU (TCG, no VT-x)".into(),
         Emulator::Bochs { cpu, .. } => format!("Bochs (cpu {cpu}, VT-x emulated)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<RunOptions, String> {
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let known: Vec<String> = ["benign", "destructive", "mmio", "exfiltrating"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        RunOptions::parse(&args, &known)
+    }
+
+    #[test]
+    fn run_defaults() {
+        let options = parse(&[]).unwrap();
+        assert_eq!(options.engine, Engine::Auto);
+        assert_eq!(options.agents, ["benign", "destructive", "mmio"]);
+        assert_eq!(
+            (options.model, options.policy, options.audit_out),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn run_options_parse() {
+        let policy = crate::workspace_root().join("policies/tiny-model.toml");
+        let policy = policy.to_str().unwrap();
+        let options = parse(&[
+            "--engine=bochs",
+            "--agents",
+            "mmio,exfiltrating",
+            "--policy",
+            policy,
+            "--audit-out",
+            "/tmp/a.jsonl",
+        ])
+        .unwrap();
+        assert_eq!(options.engine, Engine::Bochs);
+        assert_eq!(options.agents, ["mmio", "exfiltrating"]);
+        assert_eq!(
+            options.policy.as_deref(),
+            Some(std::path::Path::new(policy))
+        );
+        assert_eq!(parse(&["--engine", "kvm"]).unwrap().engine, Engine::Kvm);
+    }
+
+    #[test]
+    fn run_parse_errors_are_clear() {
+        for (args, message) in [
+            (
+                &["--engine", "vmware"][..],
+                "--engine expects auto, kvm or bochs, got `vmware`",
+            ),
+            (
+                &["--agents", "benign,,mmio"],
+                "--agents expects a comma-separated list",
+            ),
+            (
+                &["--agents", "benign,nope"],
+                "--agents: no agent `nope` (agents/: benign, destructive, mmio, exfiltrating)",
+            ),
+            (&["--agents", "mmio,mmio"], "--agents names an agent twice"),
+            (
+                &["--model", "/no/such.gguf"],
+                "--model: no file at `/no/such.gguf`",
+            ),
+            (
+                &["--policy", "/no/such.toml"],
+                "--policy: no file at `/no/such.toml`",
+            ),
+            (&["--engine"], "option --engine needs a value"),
+            (&["--fast"], "unexpected argument `--fast`"),
+        ] {
+            let err = parse(args).expect_err(message);
+            assert!(err.starts_with(message), "{err:?} for {args:?}");
+        }
+    }
+
+    #[test]
+    fn forced_engines_need_no_check() {
+        assert_eq!(choose_engine(Engine::Bochs).0, Engine::Bochs);
+        assert_eq!(choose_engine(Engine::Kvm).0, Engine::Kvm);
     }
 }

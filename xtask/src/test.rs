@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use crate::emulator::{self, Emulator, Expect, RunConfig};
 use crate::image::{self, IMAGE_TARGET};
-use crate::{cargo, run_status, setup};
+use crate::{cargo, gate_scenario, run_status, setup};
+
+#[path = "test_bridge.rs"]
+mod bridge;
 
 /// Lines of serial log shown for a failed emulator test.
 const TAIL_LINES: usize = 40;
@@ -180,6 +183,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
         ]))
     });
     let gate_test = summary.selected("bochs-gate");
+    let gate_test = gate_test || summary.selected("bochs-bridge");
     if (!tests.is_empty() || gate_test) && !summary.selected("build-image") {
         summary.filters.push("build-image".into());
     }
@@ -199,11 +203,10 @@ pub fn command(args: &[String]) -> Result<(), String> {
         });
     }
     timed(&mut summary, "bochs-gate", || {
-        gate_boot_test(
-            elf.as_ref().ok_or("the hypervisor image did not build")?,
-            false,
-            None,
-        )
+        gate_boot_test(elf.as_ref().ok_or("the hypervisor image did not build")?)
+    });
+    timed(&mut summary, "bochs-bridge", || {
+        bridge::bridge_boot_test(elf.as_ref().ok_or("the hypervisor image did not build")?)
     });
 
     println!();
@@ -241,108 +244,25 @@ fn run_boot_test(test: &BootTest, elf: &std::path::Path) -> Result<(), String> {
     }
 }
 
-/// The prompt the hypervisor digests the logits of (hypervisor/src/gate_setup.rs DIGEST_PROMPT).
-const GATE_DIGEST_PROMPT: &str = "The agent asks to read /project/README.md";
-
-/// `bochs-gate`: the tiny model, policies/tiny-model.toml and an fs tar as boot modules, agents
-/// benign and destructive plus the built-in `misbehave` guest. Checks the verdicts' layers and
-/// reasons in the AUDIT records, verifies the chain with the host CLI against AUDIT-FINAL, and
-/// compares the hypervisor's logits digest with the host CLI's scalar path.
-///
-/// `cargo xtask run` runs the same scenario with the serial log streamed (`stream`) and, when asked,
-/// copies the verified audit log to `audit_out`.
-pub fn gate_boot_test(
-    elf: &std::path::Path,
-    stream: bool,
-    audit_out: Option<&std::path::Path>,
-) -> Result<(), String> {
-    let dir = crate::probevisor_dir().join("gate-test");
-    let fs_dir = dir.join("fs");
-    for (path, text) in [
-        (
-            "project/README.md",
-            "# Gate demo\n\nA project the benign agent summarises.\n",
-        ),
-        ("home/user/notes.txt", "keep me\n"),
-    ] {
-        let file = fs_dir.join(path);
-        std::fs::create_dir_all(file.parent().ok_or("no parent")?).map_err(|e| e.to_string())?;
-        std::fs::write(&file, text).map_err(|e| e.to_string())?;
-    }
-    let tar = dir.join("fs.tar");
-    run_status(
-        std::process::Command::new("tar")
-            .args(["--format=ustar", "-cf"])
-            .arg(&tar)
-            .arg("-C")
-            .arg(&fs_dir)
-            .args(["project", "home"]),
-    )?;
-    run_status(cargo().args(["build", "--release", "-p", "probevisor-cli"]))?;
-    let cli = crate::target_dir().join("release").join("probevisor");
-    let host = |args: &[&str]| -> Result<String, String> {
-        let out = std::process::Command::new(&cli)
-            .args(args)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", cli.display()))?;
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if !out.status.success() {
-            return Err(format!(
-                "probevisor {}: {}{text}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        Ok(text)
-    };
-    let s = |p: &std::path::Path| p.display().to_string();
-    let model = dir.join("tiny.gguf");
-    host(&["synth-model", &s(&model)])?;
-    let raw = dir.join("host-logits.bin");
-    host(&[
-        "logits",
-        "--model",
-        &s(&model),
-        "--threads",
-        "1",
-        "--isa",
-        "scalar",
-        "--raw-out",
-        &s(&raw),
-        GATE_DIGEST_PROMPT,
-    ])?;
-    let host_digest = host(&["blake3", &s(&raw)])?.trim().to_string();
-    let policy = crate::workspace_root().join("policies/tiny-model.toml");
-    let mut modules = vec![
-        image::Module::parse(&format!("{}:model", s(&model)))?,
-        image::Module::parse(&format!("{}:policy", s(&policy)))?,
-        image::Module::parse(&format!("{}:fs", s(&tar)))?,
-    ];
-    for agent in ["benign", "destructive"] {
-        let path = crate::agent::build(agent)?;
-        modules.push(image::Module::parse(&format!(
-            "{}:agent-{agent}",
-            s(&path)
-        ))?);
-    }
-    let iso = image::make_iso(elf, "testguests=misbehave", &modules, "bochs-gate")?;
+/// `bochs-gate`: the default gated scenario (crate::gate_scenario: the tiny model,
+/// policies/tiny-model.toml and an fs tar as boot modules, agents benign, destructive and mmio plus
+/// the built-in `misbehave` guest) under Bochs. Checks the verdicts' layers and reasons in the AUDIT
+/// records, complete mediation (every tool call a guest made has its record), verifies the chain
+/// with the host CLI against AUDIT-FINAL, and compares the hypervisor's logits digest with the host
+/// CLI's scalar path. `cargo xtask run` runs the same scenario streamed (crate::run).
+pub fn gate_boot_test(elf: &std::path::Path) -> Result<(), String> {
+    let scenario = gate_scenario::Scenario::default();
+    let prepared = gate_scenario::prepare(&scenario, elf, "bochs-gate")?;
+    let markers = scenario.markers();
+    let markers: Vec<&str> = markers.iter().map(String::as_str).collect();
     let report = emulator::run(&RunConfig {
         name: "bochs-gate".to_string(),
         emulator: Emulator::bochs(),
-        iso,
-        // Measured 165 s in all (Bochs about 155 s) on a quiet machine: the image runs the soft-float
-        // scalar kernels. The margin covers a loaded 2-core machine.
-        timeout: Duration::from_secs(420),
-        expect: Expect::all(&[
-            "[guest benign] benign: wrote /project/SUMMARY.md",
-            "probevisor: summary guest benign: finished: exited with code 0",
-            "probevisor: summary guest test-misbehave: stopped",
-            "AUDIT-FINAL ",
-            "PROBEVISOR-DONE status=ok",
-        ]),
-        stream,
+        iso: prepared.iso.clone(),
+        timeout: Duration::from_secs(scenario.timeout_s()),
+        expect: Expect::all(&markers),
+        stream: false,
     })?;
-    let log = &report.log;
     let fail = |why: String| {
         Err(format!(
             "{why}\n--- last {TAIL_LINES} lines of {} ---\n{}",
@@ -350,126 +270,20 @@ pub fn gate_boot_test(
             report.tail(TAIL_LINES)
         ))
     };
+    println!(
+        "xtask test: bochs-gate: Bochs ran {:.1} s",
+        report.elapsed.as_secs_f64()
+    );
     if !report.passed {
         return fail(report.reason.clone());
     }
-    let records: Vec<&str> = log
-        .lines()
-        .filter_map(|l| l.strip_prefix("AUDIT "))
-        .collect();
-    let expected: [(&str, &[&str]); 8] = [
-        (
-            "benign allowed with the gate's probability",
-            &[
-                r#""agent":"benign""#,
-                r#""tool":"write_file""#,
-                r#""layer":"probe","status":"pass""#,
-                r#""verdict":"allow""#,
-            ],
-        ),
-        (
-            "destructive delete denied by a rule",
-            &[
-                r#""agent":"destructive""#,
-                r#""tool":"delete_file""#,
-                r#""layer":"rules""#,
-                "deleting outside /project is refused",
-            ],
-        ),
-        (
-            "destructive list_dir denied by its tier",
-            &[
-                r#""agent":"destructive""#,
-                r#""tool":"list_dir""#,
-                r#""verdict":"deny","layer":"tier""#,
-            ],
-        ),
-        (
-            "second delete denied by the rate limit",
-            &[
-                r#""agent":"destructive""#,
-                r#""tool":"delete_file""#,
-                r#""verdict":"deny","layer":"rate_limit""#,
-            ],
-        ),
-        (
-            "destructive run_command denied by the schema",
-            &[
-                r#""agent":"destructive""#,
-                r#""tool":"run_command""#,
-                r#""verdict":"deny","layer":"schema""#,
-            ],
-        ),
-        (
-            "misbehave write_file denied by its tier",
-            &[
-                r#""agent":"test-misbehave""#,
-                r#""tool":"write_file""#,
-                r#""verdict":"deny","layer":"tier""#,
-            ],
-        ),
-        (
-            "misbehave bad pointer refused",
-            &[
-                r#""agent":"test-misbehave""#,
-                r#""tool":"hypercall""#,
-                "bad pointer",
-            ],
-        ),
-        (
-            "misbehave write outside memory",
-            &[
-                r#""agent":"test-misbehave""#,
-                r#""tool":"memory_violation""#,
-                "0x70000000",
-            ],
-        ),
-    ];
-    for (what, needles) in expected {
-        if !records
-            .iter()
-            .any(|r| needles.iter().all(|n| r.contains(n)))
-        {
-            return fail(format!("no AUDIT record for {what} (needs {needles:?})"));
-        }
+    let verdict = gate_scenario::judge(&scenario, &prepared, &report.log, &report.run_dir, None);
+    print!("{}", gate_scenario::table(&verdict.guests));
+    if verdict.failures.is_empty() {
+        Ok(())
+    } else {
+        fail(verdict.failures.join("\n"))
     }
-    if records
-        .iter()
-        .any(|r| r.contains(r#""verdict":"allow""#) && r.contains(r#""p_dangerous":null"#))
-    {
-        return fail("an allowed call has no gate probability".into());
-    }
-    let Some(final_hash) = log.lines().find_map(|l| l.strip_prefix("AUDIT-FINAL ")) else {
-        return fail("no AUDIT-FINAL line".into());
-    };
-    let audit_file = report.run_dir.join("audit.jsonl");
-    std::fs::write(&audit_file, records.join("\n") + "\n").map_err(|e| e.to_string())?;
-    host(&[
-        "audit",
-        "verify",
-        &s(&audit_file),
-        "--final-hash",
-        final_hash.trim(),
-    ])?;
-    let guest_digest = log.lines().find_map(|l| l.strip_prefix("logits-digest "));
-    if guest_digest.map(str::trim) != Some(host_digest.as_str()) {
-        return fail(format!(
-            "logits digest: hypervisor {guest_digest:?}, host CLI (scalar) {host_digest}"
-        ));
-    }
-    if let Some(out) = audit_out {
-        std::fs::copy(&audit_file, out)
-            .map_err(|e| format!("cannot write the audit log to {}: {e}", out.display()))?;
-    }
-    if stream {
-        println!(
-            "xtask: {} audit records verified on the host (final hash {}); logits digest equal to the host CLI's ({host_digest}); audit log: {}",
-            records.len(),
-            final_hash.trim(),
-            audit_out.unwrap_or(&audit_file).display()
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

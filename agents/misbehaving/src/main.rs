@@ -10,10 +10,15 @@ use guest_agent_sdk::{agent_main, GuestAgent, Kind, Request, Status};
 /// A guest-physical address far beyond any agent's RAM (docs/agents.md: agents get well under 1 GiB).
 const OUTSIDE_RAM: u64 = 0x8000_0000;
 
+/// A valid tool name (`read_file`, 9 bytes) followed by valid args (`{}`), staged together.
+const NAME_AND_ARGS: &[u8] = b"read_file{}";
+
 agent_main!(main);
 
 fn main(agent: &mut GuestAgent) -> u32 {
-    let name = agent.stage_bytes(b"read_file{}").unwrap_or(0);
+    // The console writes below reuse the argument area, so the name and args are staged again
+    // before each request (else a later case is judged on console text instead of its pointer).
+    let name = agent.stage_bytes(NAME_AND_ARGS).unwrap_or(0);
     let mut good = Request::new(Kind::ToolCall);
     (good.name_gpa, good.name_len) = (name, 9);
     (good.args_gpa, good.args_len) = (name + 9, 2);
@@ -64,6 +69,7 @@ fn main(agent: &mut GuestAgent) -> u32 {
     ];
     let mut accepted = 0;
     for (what, request, misalign) in cases {
+        let _ = agent.stage_bytes(NAME_AND_ARGS);
         let gpa = agent.stage_request(&request) + misalign;
         let (rax, _) = agent.raw_hypercall(Kind::ToolCall as u64, gpa);
         let status = Status::from_u64(rax);

@@ -163,24 +163,28 @@ pub fn decode_call(number: u64, request_gpa: u64, mem: &[u8]) -> Result<Call<'_>
             if request.name_len == 0 {
                 return Err(AbiError::Empty(Field::Name));
             }
-            let name = check_tool_name(buffer(
+            if request.args_len == 0 {
+                return Err(AbiError::Empty(Field::Args));
+            }
+            // Every pointer and length first, then the contents: a request with a bad buffer is a
+            // bad pointer whatever the other buffers hold.
+            let name = buffer(
                 request.name_gpa,
                 request.name_len,
                 Field::Name,
                 MAX_NAME_LEN,
-            )?)?;
-            if request.args_len == 0 {
-                return Err(AbiError::Empty(Field::Args));
-            }
-            let args = check_args_json(buffer(
+            )?;
+            let args = buffer(
                 request.args_gpa,
                 request.args_len,
                 Field::Args,
                 MAX_ARGS_LEN,
-            )?)?;
+            )?;
             let cap = request.result_cap.min(MAX_RESULT_CAP);
             let result = validate_range(request.result_gpa, cap, mem_size, 1)
                 .map_err(|e| e.in_field(Field::Result))?;
+            let name = check_tool_name(name)?;
+            let args = check_args_json(args)?;
             Ok(Call::ToolCall { name, args, result })
         }
         Kind::ConsoleWrite | Kind::Exit => {

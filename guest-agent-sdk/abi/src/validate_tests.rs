@@ -336,6 +336,26 @@ fn decode_checks_result_buffer() {
 }
 
 #[test]
+fn pointers_are_checked_before_contents() {
+    // Args that are not a JSON object and a null result buffer: the bad pointer wins.
+    let mut g = Guest::tool_call(b"read_file", b"ng");
+    g.req.result_gpa = 0;
+    g.req.result_cap = 4096;
+    assert_eq!(g.decode(1), Err(AbiError::NullPointer(Field::Result)));
+    assert_eq!(
+        AbiError::NullPointer(Field::Result).status(),
+        Status::BadPointer
+    );
+    // A bad tool name and args outside memory: also a bad pointer.
+    let mut g = Guest::tool_call(b"Bad!", b"{}");
+    g.req.args_gpa = 0x8000_0000;
+    assert_eq!(g.decode(1), Err(AbiError::OutOfBounds(Field::Args)));
+    // With every pointer good, the contents are judged.
+    let mut g = Guest::tool_call(b"read_file", b"ng");
+    assert_eq!(g.decode(1), Err(AbiError::ArgsNotObject));
+}
+
+#[test]
 fn decode_rejects_reserved_fields() {
     let mut g = Guest::tool_call(b"read_file", b"{}");
     g.req.exit_code = 1;

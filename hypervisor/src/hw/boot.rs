@@ -233,7 +233,9 @@ pub fn run(mb_magic: u32, mb_info: u64) -> ! {
             bytes: image,
         });
     }
-    let mut services = gate::setup(&gate_modules)
+    let bridge = crate::bridge_client::requested(command_line)
+        .unwrap_or_else(|err| fail(format_args!("command line: {err}")));
+    let mut services = gate::setup(&gate_modules, bridge)
         .unwrap_or_else(|err| fail(format_args!("gate: {err}; guests not started")));
     exit::finish(vmx_bringup::run(
         &features,

@@ -1,9 +1,12 @@
 //! The policy gate at boot: reads the `model`, `policy` and `fs` boot modules, loads the model
 //! zero-copy from its module memory, prints the logits digest, and prefills the gate's cached
 //! prefix and calibration once (timed in TSC ticks). A bad module ends the boot (status=fail);
-//! a missing model or policy leaves every tool call refused (fail closed).
+//! a missing model or policy leaves every tool call refused (fail closed). With `bridge=com2` the
+//! allowed file tools go to the MCP bridge on COM2 (docs/bridge.md).
 
+use super::com2::Com2;
 use super::console::line;
+use crate::bridge_client::{self, BridgeClient, ToolBridge, Unavailable};
 use crate::gate_setup::{self, ModuleRole};
 use crate::host_fs::MemFs;
 use crate::host_services::{fail_closed, GovernedServices, ToolService, NO_POLICY_REASON};
@@ -72,8 +75,29 @@ impl GateModules {
     }
 }
 
+/// The bridge for `bridge=com2`: COM2 if a UART answers there, else one that fails every call.
+fn com2_bridge() -> Box<dyn ToolBridge> {
+    match Com2::init() {
+        Some(port) => {
+            line(format_args!(
+                "probevisor: bridge: allowed {} calls go to COM2 (0x2F8), {} ms per call",
+                bridge_client::BRIDGED_TOOLS.join("/"),
+                bridge_client::DEFAULT_TIMEOUT_MS
+            ));
+            Box::new(BridgeClient::new(port, tsc_ms))
+        }
+        None => {
+            line(format_args!(
+                "probevisor: bridge: no UART at COM2 (0x2F8): bridged calls fail"
+            ));
+            Box::new(Unavailable("no UART at COM2"))
+        }
+    }
+}
+
 /// Builds the host services; `Err` is a boot failure (bad policy, model or file system module).
-pub fn setup(modules: &GateModules) -> Result<Box<dyn ToolService>, String> {
+/// `bridge`: send the allowed file tools to the MCP bridge on COM2 instead of the `fs` module's tree.
+pub fn setup(modules: &GateModules, bridge: bool) -> Result<Box<dyn ToolService>, String> {
     calibrate_tsc();
     let fs = match modules.fs {
         Some(bytes) => MemFs::from_tar(bytes).map_err(|e| format!("fs module: {e}"))?,
@@ -124,10 +148,10 @@ pub fn setup(modules: &GateModules) -> Result<Box<dyn ToolService>, String> {
         "probevisor: gate ready: prefix prefilled and calibrated in {} TSC ticks",
         rdtsc() - start
     ));
-    Ok(Box::new(GovernedServices::new(
-        Ok(pipeline),
-        digest,
-        fs,
-        tsc_ms,
-    )))
+    let services = GovernedServices::new(Ok(pipeline), digest, fs, tsc_ms);
+    Ok(if bridge {
+        Box::new(services.with_bridge(com2_bridge()))
+    } else {
+        Box::new(services)
+    })
 }

@@ -2,6 +2,7 @@
 //! features and the VT-x bring-up. `boot::run` puts them together.
 
 pub mod boot;
+pub mod com2;
 pub mod console;
 pub mod cpu;
 pub mod exit;
