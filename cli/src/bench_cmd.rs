@@ -61,6 +61,28 @@ fn decode_seconds(model: &Model<'_>, n: usize, reps: usize) -> Result<f64, Strin
     })
 }
 
+/// A verdict: `prefix` tokens cached once, then (best of `reps`) a fork of that cache evaluates
+/// `n` more tokens asking only for 2 label rows, as the probe does for each action.
+fn verdict_seconds(model: &Model<'_>, prefix: usize, n: usize, reps: usize) -> Result<f64, String> {
+    let toks = tokens(prefix + n, model.config().n_vocab, 7);
+    let mut base = KvCache::new(model, prefix + n);
+    model
+        .forward(&mut base, &toks[..prefix], LogitsRequest::LastRows(&[0]))
+        .map_err(|e| e.to_string())?;
+    let labels = [15u32, 16];
+    best_of(reps, || {
+        let mut fork = base.fork();
+        let out = model
+            .forward(&mut fork, &toks[prefix..], LogitsRequest::LastRows(&labels))
+            .map_err(|e| e.to_string())?;
+        if out.len() == labels.len() {
+            Ok(())
+        } else {
+            Err(format!("verdict: {} logits for 2 labels", out.len()))
+        }
+    })
+}
+
 /// Seconds spent in the weight matmuls alone for a batch of `n` tokens (all layers + the output row
 /// projection of one token).
 fn matmul_seconds(
@@ -68,6 +90,7 @@ fn matmul_seconds(
     n: usize,
     par: &dyn Parallel,
     reps: usize,
+    output_rows: usize,
 ) -> Result<f64, String> {
     let w = model.weights();
     let isa = Isa::detect();
@@ -90,11 +113,20 @@ fn matmul_seconds(
                 run(l, n)?;
             }
         }
-        run(&w.output, 1)
+        let x = vec![0.5f32; w.output.cols];
+        let rows: Vec<u32> = (0..output_rows.min(w.output.rows) as u32).collect();
+        let mut out = vec![0.0f32; rows.len()];
+        let sel = if rows.len() == w.output.rows {
+            RowSelection::All
+        } else {
+            RowSelection::Rows(&rows)
+        };
+        matmul(&w.output.weight, &x, 1, &mut out, sel, isa, par).map_err(|e| e.to_string())
     })
 }
 
-/// `probevisor bench-internal --model PATH [--threads N] [--pp 64,128,512] [--tg 32] [--reps 3] [--breakdown 1]`
+/// `probevisor bench-internal --model PATH [--threads N] [--pp 64,128,512] [--tg 32] [--reps 3]
+/// [--breakdown 1] [--verdict PREFIX,N]`
 pub fn run(args: &[String]) -> Result<(), String> {
     let a = Args::parse(
         args,
@@ -105,6 +137,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "--tg",
             "--reps",
             "--breakdown",
+            "--verdict",
         ],
     )?;
     let path = a.require("--model")?;
@@ -142,6 +175,34 @@ pub fn run(args: &[String]) -> Result<(), String> {
             tg as f64 / s
         ));
     }
+    if let Some(v) = a.get("--verdict") {
+        let nums: Vec<usize> = v
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .map_err(|_| format!("--verdict: '{s}' is not a number"))
+            })
+            .collect::<Result<_, _>>()?;
+        let [prefix, n] = nums[..] else {
+            return Err("--verdict takes PREFIX,N".into());
+        };
+        let s = verdict_seconds(&model, prefix, n, reps)?;
+        let mut item = format!(
+            "\"prefix\":{prefix},\"n\":{n},\"seconds\":{s:.6},\"tokens_per_s\":{:.3}",
+            n as f64 / s
+        );
+        if breakdown != 0 {
+            let pool: Box<dyn Parallel> = if threads > 1 {
+                Box::new(ThreadPool::new(threads))
+            } else {
+                Box::new(Sequential)
+            };
+            let mm = matmul_seconds(&model, n, &*pool, reps, 2)?;
+            item.push_str(&format!(",\"matmul_s\":{mm:.6}"));
+        }
+        fields.push(format!("\"verdict\":{{{item}}}"));
+    }
     if breakdown != 0 {
         let pool: Box<dyn Parallel> = if threads > 1 {
             Box::new(ThreadPool::new(threads))
@@ -155,7 +216,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             } else {
                 prompt_seconds(&model, n, reps)?
             };
-            let mm = matmul_seconds(&model, n, &*pool, reps)?;
+            let mm = matmul_seconds(&model, n, &*pool, reps, usize::MAX)?;
             items.push(format!(
                 "{{\"n\":{n},\"forward_s\":{total:.6},\"matmul_s\":{mm:.6}}}"
             ));

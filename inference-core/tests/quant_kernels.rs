@@ -251,3 +251,97 @@ fn matmul_matches_row_dots_for_all_types_and_selections() {
         .is_err());
     }
 }
+
+/// The K-quant tiles (Q4_K, Q6_K x Q8_K) on shapes with row and token remainders, several
+/// superblocks per row and activations at the Q8_K extremes: AVX2 matmul == scalar matmul
+/// within float reordering, for every (token, row).
+#[test]
+fn k_quant_tiles_match_scalar_with_remainders() {
+    let mut rng = Prng::new(23);
+    let pool = ThreadPool::new(2);
+    for ty in [GgmlType::Q4_K, GgmlType::Q6_K] {
+        for (row_len, n_rows, n_tok) in [(1536usize, 21usize, 11usize), (512, 8, 4), (256, 3, 7)] {
+            let w = random_vec(&mut rng, row_len * n_rows);
+            let mut wr = GgufWriter::new();
+            wr.add_tensor_f32("w", &[row_len as u64, n_rows as u64], ty, &w)
+                .unwrap();
+            let file = wr.to_bytes();
+            let g = Gguf::parse(&file).unwrap();
+            let t = g.tensor("w").unwrap();
+            // Token 0 is all at one extreme (quantises to -128 / 127), the rest random.
+            let mut x: Vec<f32> = random_vec(&mut rng, row_len * n_tok)
+                .iter()
+                .map(|v| v * 4.0)
+                .collect();
+            x[..row_len].iter_mut().for_each(|v| *v = -1.0);
+            let mut simd = vec![0f32; n_rows * n_tok];
+            matmul(t, &x, n_tok, &mut simd, RowSelection::All, Isa::Avx2, &pool).unwrap();
+            let mut scalar = vec![0f32; n_rows * n_tok];
+            matmul(
+                t,
+                &x,
+                n_tok,
+                &mut scalar,
+                RowSelection::All,
+                Isa::Scalar,
+                &Sequential,
+            )
+            .unwrap();
+            let mut wd = vec![0f32; row_len];
+            for r in 0..n_rows {
+                dequantize_row(ty, t.row(r).unwrap(), &mut wd).unwrap();
+                for tok in 0..n_tok {
+                    let xt = &x[tok * row_len..(tok + 1) * row_len];
+                    let abs_sum: f32 = wd.iter().zip(xt).map(|(a, b)| (a * b).abs()).sum();
+                    let (s, v) = (scalar[tok * n_rows + r], simd[tok * n_rows + r]);
+                    assert!(
+                        (s - v).abs() <= 1e-5 * abs_sum + 1e-6,
+                        "{ty} {row_len}x{n_rows} token {tok} row {r}: scalar {s} vs simd {v}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The attention vector routines: dot and softmax close to plain f32 code, and the register-held
+/// weighted row sum bit-identical to repeated axpy (so blocking keys never changes results).
+#[test]
+fn vec_f32_routines_match_plain_code() {
+    let Some(v) = inference_core::kernels::VecF32::new(Isa::Avx2) else {
+        return; // no AVX2 on this CPU: nothing to compare
+    };
+    let mut rng = Prng::new(31);
+    for n in [1usize, 7, 8, 64, 128, 131] {
+        let (a, b) = (random_vec(&mut rng, n), random_vec(&mut rng, n));
+        let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        let abs: f32 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum();
+        assert!(
+            (v.dot(&a, &b) - plain).abs() <= 1e-5 * abs + 1e-7,
+            "dot n={n}"
+        );
+        let mut s: Vec<f32> = a.iter().map(|x| x * 40.0 - 20.0).collect();
+        let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f64> = s.iter().map(|x| ((x - max) as f64).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        v.softmax(&mut s);
+        for (got, want) in s.iter().zip(&e) {
+            let want = (want / sum) as f32;
+            assert!(
+                (got - want).abs() <= 4e-7 * want + 1e-12,
+                "softmax n={n}: {got} vs {want}"
+            );
+        }
+    }
+    let (w, keys, stride) = (128usize, 37usize, 256usize);
+    let rows = random_vec(&mut rng, (keys - 1) * stride + w);
+    let p = random_vec(&mut rng, keys);
+    let mut fast = random_vec(&mut rng, w);
+    let mut slow = fast.clone();
+    assert!(v.weighted_rows(&mut fast, &p, &rows, stride));
+    for (j, &pj) in p.iter().enumerate() {
+        v.axpy(&mut slow, pj, &rows[j * stride..j * stride + w]);
+    }
+    assert_eq!(fast, slow);
+    assert!(!v.weighted_rows(&mut fast[..12], &p, &rows, stride));
+}

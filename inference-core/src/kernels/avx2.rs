@@ -4,7 +4,8 @@
 //! Every function requires `w.len() >= a.len() * block bytes` (checked by the callers in
 //! `kernels`), so all loads below stay inside the slices.
 
-use crate::quant::{BlockQ8K, BlockQ8_0, BlockQ8_1};
+pub use super::avx2_ktile::{dot_q4_k_q8_k, dot_q6_k_q8_k};
+use crate::quant::{BlockQ8_0, BlockQ8_1};
 use core::arch::x86_64::*;
 
 /// The f16 at `b[off..off + 2]` as f32, converted with F16C.
@@ -156,94 +157,6 @@ pub fn dot_q8_0_q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
         acc = _mm256_fmadd_ps(d, halves_f32(int_sum_i8(qx, qy)), acc);
     }
     finish_halves(acc)
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-pub fn dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut mins = 0.0f32;
-    let m4 = _mm256_set1_epi8(0x0f);
-    for (b, y) in w.chunks_exact(144).zip(a) {
-        let scales = &b[4..16];
-        let mut sumi = _mm256_setzero_si256();
-        let mut summ = 0i32;
-        for g in 0..4 {
-            let (sc1, m1) = crate::quant::dequant_internals::q4_k_scale_min(2 * g, scales);
-            let (sc2, m2) = crate::quant::dequant_internals::q4_k_scale_min(2 * g + 1, scales);
-            // SAFETY: 32 bytes at 16 + 32g < 144; y.qs has 256 = 64g + 64 at most.
-            let (q, y1, y2) = unsafe {
-                (
-                    _mm256_loadu_si256(b.as_ptr().add(16 + 32 * g) as *const __m256i),
-                    load32(y.qs.as_ptr().add(64 * g)),
-                    load32(y.qs.as_ptr().add(64 * g + 32)),
-                )
-            };
-            let lo = _mm256_and_si256(q, m4);
-            let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
-            let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y1), _mm256_set1_epi16(sc1 as i16));
-            let p2 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y2), _mm256_set1_epi16(sc2 as i16));
-            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(p1, p2));
-            summ += m1 as i32 * (y.bsums[4 * g] as i32 + y.bsums[4 * g + 1] as i32)
-                + m2 as i32 * (y.bsums[4 * g + 2] as i32 + y.bsums[4 * g + 3] as i32);
-        }
-        let d = _mm256_set1_ps(f16_at(b, 0) * y.d);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
-        mins += f16_at(b, 2) * y.d * summ as f32;
-    }
-    hsum_ps(acc) - mins
-}
-
-#[target_feature(enable = "avx2,fma,f16c")]
-pub fn dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let m4 = _mm256_set1_epi8(0x0f);
-    let m30 = _mm256_set1_epi8(0x30);
-    let m32 = _mm256_set1_epi8(32);
-    for (b, y) in w.chunks_exact(210).zip(a) {
-        let mut sumi = _mm256_setzero_si256();
-        for n in 0..2 {
-            // SAFETY: ql at 64n (64 bytes) and qh at 128 + 32n (32 bytes) are inside the 210-byte
-            // block; y.qs has 256 bytes and 128n + 96 + 32 <= 256.
-            let (ql0, ql1, qh) = unsafe {
-                (
-                    _mm256_loadu_si256(b.as_ptr().add(64 * n) as *const __m256i),
-                    _mm256_loadu_si256(b.as_ptr().add(64 * n + 32) as *const __m256i),
-                    _mm256_loadu_si256(b.as_ptr().add(128 + 32 * n) as *const __m256i),
-                )
-            };
-            let q = [
-                _mm256_or_si256(
-                    _mm256_and_si256(ql0, m4),
-                    _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(ql1, m4),
-                    _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4),
-                    _mm256_and_si256(qh, m30),
-                ),
-                _mm256_or_si256(
-                    _mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4),
-                    _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30),
-                ),
-            ];
-            for (k, &qk) in q.iter().enumerate() {
-                // SAFETY: see above.
-                let yv = unsafe { load32(y.qs.as_ptr().add(128 * n + 32 * k)) };
-                let p =
-                    _mm256_sub_epi16(_mm256_maddubs_epi16(qk, yv), _mm256_maddubs_epi16(m32, yv));
-                let s0 = b[192 + 8 * n + 2 * k] as i8 as i16;
-                let s1 = b[192 + 8 * n + 2 * k + 1] as i8 as i16;
-                let sc = _mm256_setr_m128i(_mm_set1_epi16(s0), _mm_set1_epi16(s1));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, sc));
-            }
-        }
-        let d = _mm256_set1_ps(f16_at(b, 208) * y.d);
-        acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
-    }
-    hsum_ps(acc)
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]

@@ -149,10 +149,34 @@ pub fn matmul(
                 allow(unused_mut)
             )]
             let mut t = 0;
+            // K-quants: each group of TR rows runs over every token in one call; the rows left
+            // over (fewer than TR) take the row loop below.
+            #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+            let jr = j;
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            let jr = if isa == Isa::Avx2 {
+                k_rows_avx2(
+                    w.ty,
+                    &acts,
+                    row_len,
+                    n_tokens,
+                    j..je,
+                    &|jj| {
+                        let r = sel_row(jj);
+                        &w.data[r * row_bytes..(r + 1) * row_bytes]
+                    },
+                    &|t, jj, v| {
+                        // SAFETY: t < n_tokens and jj < je <= n_sel; only this task writes column jj.
+                        unsafe { out_ptr.write(t * n_sel + jj, v) }
+                    },
+                )
+            } else {
+                j
+            };
             #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             if isa == Isa::Avx2 {
                 while t + TC <= n_tokens {
-                    let mut jj = j;
+                    let mut jj = jr;
                     while jj + TR <= je {
                         let rows: [&[u8]; TR] = core::array::from_fn(|i| {
                             let r = sel_row(jj + i);
@@ -184,7 +208,7 @@ pub fn matmul(
                 }
             }
             for t in t..n_tokens {
-                for jj in j..je {
+                for jj in jr..je {
                     let r = sel_row(jj);
                     let wrow = &w.data[r * row_bytes..(r + 1) * row_bytes];
                     let v = dot_checked(w.ty, wrow, &acts, t, row_len, isa);
@@ -237,6 +261,55 @@ fn dot_checked(
     }
 }
 
+/// For Q4_K / Q6_K: computes rows `j..` of the row tile `tile = j..je` for every token, `TR` rows
+/// per kernel call, and returns the first row it did not compute (`j` for other types).
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+fn k_rows_avx2<'w>(
+    ty: GgmlType,
+    acts: &QuantizedActs,
+    row_len: usize,
+    n_tokens: usize,
+    tile: core::ops::Range<usize>,
+    row: &dyn Fn(usize) -> &'w [u8],
+    write: &dyn Fn(usize, usize, f32),
+) -> usize {
+    use super::avx2_ktile::{rows_q4_k_q8_k, rows_q6_k_q8_k, KT_MAX};
+    let (j, je) = (tile.start, tile.end);
+    let QuantizedActs::Q8K(a) = acts else {
+        return j;
+    };
+    // One token (decode): the row kernel streams the weights without the decode buffer.
+    if n_tokens < 2 {
+        return j;
+    }
+    let kernel = match ty {
+        GgmlType::Q4_K => rows_q4_k_q8_k,
+        GgmlType::Q6_K => rows_q6_k_q8_k,
+        _ => return j,
+    };
+    let nb = row_len / ty.block_size();
+    let mut buf = [0f32; TR * KT_MAX];
+    let mut jj = j;
+    while jj + TR <= je {
+        let rows: [&[u8]; TR] = core::array::from_fn(|i| row(jj + i));
+        let mut t0 = 0;
+        while t0 < n_tokens {
+            let nt = (n_tokens - t0).min(KT_MAX);
+            let out = &mut buf[..TR * nt];
+            // SAFETY: only called with Isa::Avx2 from clamp_to_cpu, so AVX2, FMA and F16C exist.
+            unsafe { kernel(rows, &a[t0 * nb..(t0 + nt) * nb], nt, out) };
+            for (i, orow) in out.chunks_exact(nt).enumerate() {
+                for (c, &v) in orow.iter().enumerate() {
+                    write(t0 + c, jj + i, v);
+                }
+            }
+            t0 += nt;
+        }
+        jj += TR;
+    }
+    jj
+}
+
 /// Runs the AVX2 tile kernel for `ty` on tokens `t..t + TC`; false when `ty` has none.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[inline]
@@ -265,6 +338,7 @@ fn tile_avx2(
         (GgmlType::Q5_0, QuantizedActs::Q8_0(a)) => unsafe {
             k::tile_q5_0_q8_0(rows, core::array::from_fn(|c| &a[tok(c)]), o)
         },
+
         _ => return false,
     }
     true

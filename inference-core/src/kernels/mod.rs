@@ -7,6 +7,10 @@
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod avx2;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod avx2_f32;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod avx2_ktile;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod avx2_tile;
 mod matmul;
 pub mod scalar;
@@ -83,6 +87,82 @@ fn cpu_has_avx2_fma() -> bool {
         return false; // the OS does not save XMM and YMM state
     }
     __cpuid_count(7, 0).ebx & (1 << 5) != 0
+}
+
+/// SIMD f32 routines for attention (dot, axpy, softmax). Exists only where the CPU has AVX2
+/// and FMA, so callers keep their portable code for [`VecF32::new`] returning None.
+#[derive(Clone, Copy, Debug)]
+pub struct VecF32 {
+    _avx2: (),
+}
+
+impl VecF32 {
+    /// The SIMD routines when `isa` (clamped to the CPU) is AVX2.
+    pub fn new(isa: Isa) -> Option<VecF32> {
+        (isa.clamp_to_cpu() == Isa::Avx2).then_some(VecF32 { _avx2: () })
+    }
+
+    /// `sum(a[i] * b[i])` over the shorter length.
+    #[inline]
+    pub fn dot(self, a: &[f32], b: &[f32]) -> f32 {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        // SAFETY: a VecF32 exists only when the CPU supports AVX2 and FMA (see `new`).
+        return unsafe { avx2_f32::dot_f32(a, b) };
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    /// `y[i] += a * x[i]` over the shorter length.
+    #[inline]
+    pub fn axpy(self, y: &mut [f32], a: f32, x: &[f32]) {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        // SAFETY: as in `dot`.
+        unsafe {
+            avx2_f32::axpy_f32(y, a, x)
+        };
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+        y.iter_mut().zip(x).for_each(|(v, &u)| *v += a * u);
+    }
+
+    /// `o[d] += sum_j p[j] * v[j * stride + d]`, keys in order, when `o.len()` is a multiple of
+    /// 8 and `v` holds every row; returns false (doing nothing) otherwise.
+    #[inline]
+    pub fn weighted_rows(self, o: &mut [f32], p: &[f32], v: &[f32], stride: usize) -> bool {
+        if !o.len().is_multiple_of(8) || p.is_empty() || v.len() < (p.len() - 1) * stride + o.len()
+        {
+            return false;
+        }
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        // SAFETY: as in `dot`.
+        unsafe {
+            avx2_f32::weighted_rows_f32(o, p, v, stride)
+        };
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+        for (j, &pj) in p.iter().enumerate() {
+            self.axpy(o, pj, &v[j * stride..j * stride + o.len()]);
+        }
+        true
+    }
+
+    /// Softmax in place (polynomial exp; within a few ulp of libm).
+    #[inline]
+    pub fn softmax(self, x: &mut [f32]) {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        // SAFETY: as in `dot`.
+        unsafe {
+            avx2_f32::softmax_f32(x)
+        };
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+        {
+            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0.0;
+            for v in x.iter_mut() {
+                *v = libm::expf(*v - max);
+                sum += *v;
+            }
+            x.iter_mut().for_each(|v| *v /= sum);
+        }
+    }
 }
 
 /// Dot product of one weight row (`w`, type `ty`) with token `token` of `acts`, where each

@@ -8,7 +8,7 @@ use super::config::Arch;
 use super::ops::{self, axpy, dot, rms_norm_in_place, softmax};
 use super::weights::Linear;
 use super::{KvCache, LogitsRequest, Model, ModelError};
-use crate::kernels::{matmul, RowSelection};
+use crate::kernels::{matmul, RowSelection, VecF32};
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -28,7 +28,8 @@ pub(super) fn run(
     let mut logits = Vec::new();
     let mut last_hidden = Vec::new();
     for chunk in tokens.chunks(CHUNK) {
-        let mut x = run_chunk(model, cache, chunk)?;
+        let last_only = !matches!(req, LogitsRequest::All);
+        let mut x = run_chunk(model, cache, chunk, last_only)?;
         match req {
             LogitsRequest::All => {
                 let n = chunk.len();
@@ -113,10 +114,13 @@ fn linear(
 }
 
 /// Runs one chunk through every layer, appends its K/V to `cache` and returns its hidden states.
+/// With `last_only`, the returned hidden states are the last token's only (the final layer skips
+/// the other rows after caching their keys and values).
 fn run_chunk(
     model: &Model<'_>,
     cache: &mut KvCache,
     tokens: &[u32],
+    last_only: bool,
 ) -> Result<Vec<f32>, ModelError> {
     let c = &model.config;
     let w = &model.weights;
@@ -151,44 +155,58 @@ fn run_chunk(
     let mut proj = vec![0.0f32; n * d];
     let mut gate = vec![0.0f32; n * c.n_ff];
     let mut up = vec![0.0f32; n * c.n_ff];
+    // Rows still computed: all n, except in the final layer when only the last token's hidden
+    // state is wanted (its K/V rows are still computed and cached for every token).
+    let (mut m, mut t0) = (n, 0);
     for (il, lw) in w.layers.iter().enumerate() {
         xn.copy_from_slice(&x);
         norm_rows(&mut xn, &lw.attn_norm, c.rms_eps, d);
-        linear(model, &lw.wq, &xn, n, &mut q, RowSelection::All)?;
         linear(model, &lw.wk, &xn, n, &mut k, RowSelection::All)?;
         linear(model, &lw.wv, &xn, n, &mut v, RowSelection::All)?;
-        if let Some(qn) = &lw.q_norm {
-            norm_rows(&mut q, qn, c.rms_eps, c.head_dim);
-        }
         if let Some(kn) = &lw.k_norm {
             norm_rows(&mut k, kn, c.rms_eps, c.head_dim);
         }
         let rope = &model.ropes[il];
         for t in 0..n {
-            rope.apply(&mut q[t * q_w..(t + 1) * q_w], c.head_dim, start + t);
             rope.apply(&mut k[t * k_w..(t + 1) * k_w], c.head_dim, start + t);
         }
         cache.push_layer(il, &k, &v);
-        attention(model, cache, il, start, n, &q, &mut attn);
-        linear(model, &lw.wo, &attn, n, &mut proj, RowSelection::All)?;
-        if let Some(pn) = &lw.post_attn_norm {
-            norm_rows(&mut proj, pn, c.rms_eps, d);
+        if last_only && il + 1 == w.layers.len() && n > 1 {
+            (m, t0) = (1, n - 1);
+            x.drain(..t0 * d);
+            xn.drain(..t0 * d);
         }
-        x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
+        let q = &mut q[..m * q_w];
+        linear(model, &lw.wq, &xn, m, q, RowSelection::All)?;
+        if let Some(qn) = &lw.q_norm {
+            norm_rows(q, qn, c.rms_eps, c.head_dim);
+        }
+        for t in 0..m {
+            rope.apply(&mut q[t * q_w..(t + 1) * q_w], c.head_dim, start + t0 + t);
+        }
+        let attn = &mut attn[..m * c.n_head * c.head_dim_v];
+        attention(model, cache, il, start + t0, m, q, attn);
+        let proj = &mut proj[..m * d];
+        linear(model, &lw.wo, attn, m, proj, RowSelection::All)?;
+        if let Some(pn) = &lw.post_attn_norm {
+            norm_rows(proj, pn, c.rms_eps, d);
+        }
+        x.iter_mut().zip(proj.iter()).for_each(|(a, b)| *a += b);
 
         xn.copy_from_slice(&x);
         norm_rows(&mut xn, &lw.ffn_norm, c.rms_eps, d);
-        linear(model, &lw.ffn_gate, &xn, n, &mut gate, RowSelection::All)?;
-        linear(model, &lw.ffn_up, &xn, n, &mut up, RowSelection::All)?;
+        let (gate, up) = (&mut gate[..m * c.n_ff], &mut up[..m * c.n_ff]);
+        linear(model, &lw.ffn_gate, &xn, m, gate, RowSelection::All)?;
+        linear(model, &lw.ffn_up, &xn, m, up, RowSelection::All)?;
         match c.arch {
-            Arch::Gemma3 => ops::geglu(&mut gate, &up),
-            Arch::Llama | Arch::Qwen2 => ops::swiglu(&mut gate, &up),
+            Arch::Gemma3 => ops::geglu(gate, up),
+            Arch::Llama | Arch::Qwen2 => ops::swiglu(gate, up),
         }
-        linear(model, &lw.ffn_down, &gate, n, &mut proj, RowSelection::All)?;
+        linear(model, &lw.ffn_down, gate, m, proj, RowSelection::All)?;
         if let Some(pn) = &lw.post_ffn_norm {
-            norm_rows(&mut proj, pn, c.rms_eps, d);
+            norm_rows(proj, pn, c.rms_eps, d);
         }
-        x.iter_mut().zip(&proj).for_each(|(a, b)| *a += b);
+        x.iter_mut().zip(proj.iter()).for_each(|(a, b)| *a += b);
     }
     cache.commit(n);
     Ok(x)
@@ -212,38 +230,70 @@ fn attention(
     let window = c.layers[il].window;
     let view = cache.layer_view(il, start + n);
     let shared = SharedRows::new(out);
+    let simd = VecF32::new(model.isa);
+    // One task per (KV head, token): the `group` query heads sharing a KV head read each cached
+    // key and value row once while it is in L1. Consecutive tasks share the KV head.
     let task = |task: usize| {
-        let (t, h) = (task / c.n_head, task % c.n_head);
+        let (kvh, t) = (task / n, task % n);
         let pos = start + t;
-        let kvh = h / group;
         let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
-        let qh = &q[(t * c.n_head + h) * hd..][..hd];
-        let mut scores = Vec::with_capacity(pos + 1 - first);
+        let len = pos + 1 - first;
+        let mut scores = vec![0.0f32; group * len];
         let mut base = 0;
+        let mut col = 0;
         for (kr, _) in &view.runs {
-            let len = kr.len() / k_w;
-            for j in first.max(base)..(base + len).min(pos + 1) {
+            let run = kr.len() / k_w;
+            for j in first.max(base)..(base + run).min(pos + 1) {
                 let kj = &kr[(j - base) * k_w + kvh * hd..][..hd];
-                scores.push(dot(qh, kj) * c.attn_scale);
+                for hi in 0..group {
+                    let qh = &q[(t * c.n_head + kvh * group + hi) * hd..][..hd];
+                    let s = simd.map_or_else(|| dot(qh, kj), |v| v.dot(qh, kj));
+                    scores[hi * len + col] = s * c.attn_scale;
+                }
+                col += 1;
             }
-            base += len;
+            base += run;
         }
-        softmax(&mut scores);
-        // SAFETY: task index (t, h) is unique, so each task writes its own disjoint row.
-        let o = unsafe { shared.row(t * c.n_head + h, hdv) };
+        for sh in scores.chunks_exact_mut(len) {
+            match simd {
+                Some(v) => v.softmax(sh),
+                None => softmax(sh),
+            }
+        }
+        // SAFETY: task index (kvh, t) is unique, so each task writes its own disjoint rows: the
+        // `group` consecutive head rows of token t starting at head kvh * group.
+        let o = unsafe { shared.row(t * c.n_head_kv + kvh, group * hdv) };
         o.fill(0.0);
         let mut base = 0;
-        let mut s = scores.iter();
+        let mut col = 0;
         for (_, vr) in &view.runs {
-            let len = vr.len() / v_w;
-            for j in first.max(base)..(base + len).min(pos + 1) {
-                let p = s.next().copied().unwrap_or(0.0);
-                axpy(o, p, &vr[(j - base) * v_w + kvh * hdv..][..hdv]);
+            let run = vr.len() / v_w;
+            let (j0, j1) = (first.max(base), (base + run).min(pos + 1));
+            // Blocks of keys whose V rows stay in L1 while every head of the group uses them.
+            let mut jb = j0;
+            while jb < j1 {
+                let je = (jb + 32).min(j1);
+                let rows = &vr[(jb - base) * v_w + kvh * hdv..];
+                for (hi, oh) in o.chunks_exact_mut(hdv).enumerate() {
+                    let p = &scores[hi * len + col..hi * len + col + (je - jb)];
+                    let done = simd.is_some_and(|v| v.weighted_rows(oh, p, rows, v_w));
+                    if !done {
+                        for (jj, &pj) in p.iter().enumerate() {
+                            let vj = &rows[jj * v_w..][..hdv];
+                            match simd {
+                                Some(v) => v.axpy(oh, pj, vj),
+                                None => axpy(oh, pj, vj),
+                            }
+                        }
+                    }
+                }
+                col += je - jb;
+                jb = je;
             }
-            base += len;
+            base += run;
         }
     };
-    model.par.for_each(n * c.n_head, &task);
+    model.par.for_each(n * c.n_head_kv, &task);
 }
 
 /// Lets parallel tasks write disjoint rows of one output buffer.

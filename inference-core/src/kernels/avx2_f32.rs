@@ -1,0 +1,167 @@
+//! AVX2 + FMA f32 vector routines for attention: dot product, `y += a * x`, and softmax with a
+//! polynomial `exp` (max relative error about 2 ulp over the range softmax uses).
+
+use super::avx2::hsum_ps;
+use core::arch::x86_64::*;
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n elements are inside both slices.
+        unsafe {
+            let (pa, pb) = (a.as_ptr().add(i), b.as_ptr().add(i));
+            acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa), _mm256_loadu_ps(pb), acc0);
+            acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(8)), _mm256_loadu_ps(pb.add(8)), acc1);
+        }
+        i += 16;
+    }
+    if i + 8 <= n {
+        // SAFETY: i + 8 <= n elements are inside both slices.
+        unsafe {
+            let v = _mm256_mul_ps(
+                _mm256_loadu_ps(a.as_ptr().add(i)),
+                _mm256_loadu_ps(b.as_ptr().add(i)),
+            );
+            acc0 = _mm256_add_ps(acc0, v);
+        }
+        i += 8;
+    }
+    let mut s = hsum_ps(_mm256_add_ps(acc0, acc1));
+    for j in i..n {
+        s += a[j] * b[j];
+    }
+    s
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn axpy_f32(y: &mut [f32], a: f32, x: &[f32]) {
+    let n = y.len().min(x.len());
+    let av = _mm256_set1_ps(a);
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n elements are inside both slices.
+        unsafe {
+            let py = y.as_mut_ptr().add(i);
+            let v = _mm256_fmadd_ps(av, _mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(py));
+            _mm256_storeu_ps(py, v);
+        }
+        i += 8;
+    }
+    for j in i..n {
+        y[j] += a * x[j];
+    }
+}
+
+/// e^x for 8 lanes, x in [-87, 88]; smaller inputs give 0 (through the clamp and a flush).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn exp8(x: __m256) -> __m256 {
+    let x = _mm256_min_ps(x, _mm256_set1_ps(88.0));
+    let tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0), _CMP_LT_OQ);
+    let x = _mm256_max_ps(x, _mm256_set1_ps(-87.0));
+    // x = n ln2 + r, |r| <= ln2 / 2, with ln2 split in a high part exact in f32 and a low part.
+    let n = _mm256_round_ps(
+        _mm256_mul_ps(x, _mm256_set1_ps(core::f32::consts::LOG2_E)),
+        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
+    );
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_145_75), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428_606_8e-6), r);
+    // Taylor terms of e^r up to r^7 (enough for |r| <= 0.347 at f32 precision).
+    let c = |v: f32| _mm256_set1_ps(v);
+    let mut p = c(1.0 / 5040.0);
+    p = _mm256_fmadd_ps(p, r, c(1.0 / 720.0));
+    p = _mm256_fmadd_ps(p, r, c(1.0 / 120.0));
+    p = _mm256_fmadd_ps(p, r, c(1.0 / 24.0));
+    p = _mm256_fmadd_ps(p, r, c(1.0 / 6.0));
+    p = _mm256_fmadd_ps(p, r, c(0.5));
+    p = _mm256_fmadd_ps(p, r, c(1.0));
+    p = _mm256_fmadd_ps(p, r, c(1.0));
+    let pow2 = _mm256_slli_epi32(
+        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)),
+        23,
+    );
+    let e = _mm256_mul_ps(p, _mm256_castsi256_ps(pow2));
+    _mm256_andnot_ps(tiny, e)
+}
+
+/// e^x of one value, through the same lanes as [`exp8`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn exp1(x: f32) -> f32 {
+    _mm256_cvtss_f32(exp8(_mm256_set1_ps(x)))
+}
+
+/// Softmax in place: `x[i] = e^(x[i] - max) / sum`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn softmax_f32(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let n = x.len();
+    let mv = _mm256_set1_ps(max);
+    let mut sum = _mm256_setzero_ps();
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n elements are inside x.
+        unsafe {
+            let p = x.as_mut_ptr().add(i);
+            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p), mv));
+            _mm256_storeu_ps(p, e);
+            sum = _mm256_add_ps(sum, e);
+        }
+        i += 8;
+    }
+    let mut s = hsum_ps(sum);
+    for v in &mut x[i..] {
+        *v = exp1(*v - max);
+        s += *v;
+    }
+    let inv = _mm256_set1_ps(1.0 / s);
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: as above.
+        unsafe {
+            let p = x.as_mut_ptr().add(i);
+            _mm256_storeu_ps(p, _mm256_mul_ps(_mm256_loadu_ps(p), inv));
+        }
+        i += 8;
+    }
+    let inv = 1.0 / s;
+    for v in &mut x[i..] {
+        *v *= inv;
+    }
+}
+
+/// `o[d] += sum_j p[j] * v[j * stride + d]` for `d < o.len()` (a multiple of 8), keys in order:
+/// per element the same FMA sequence as repeated [`axpy_f32`], with `o` held in registers.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn weighted_rows_f32(o: &mut [f32], p: &[f32], v: &[f32], stride: usize) {
+    let w = o.len();
+    if !w.is_multiple_of(8) || p.is_empty() || v.len() < (p.len() - 1) * stride + w {
+        return;
+    }
+    let mut d0 = 0;
+    while d0 < w {
+        let nv = ((w - d0) / 8).min(8);
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for (i, a) in acc.iter_mut().enumerate().take(nv) {
+            // SAFETY: d0 + 8i + 8 <= w.
+            *a = unsafe { _mm256_loadu_ps(o.as_ptr().add(d0 + 8 * i)) };
+        }
+        for (j, &pj) in p.iter().enumerate() {
+            let pv = _mm256_set1_ps(pj);
+            // SAFETY: j * stride + d0 + 8 * nv <= (p.len() - 1) * stride + w <= v.len().
+            let row = unsafe { v.as_ptr().add(j * stride + d0) };
+            for (i, a) in acc.iter_mut().enumerate().take(nv) {
+                // SAFETY: see above.
+                *a = _mm256_fmadd_ps(pv, unsafe { _mm256_loadu_ps(row.add(8 * i)) }, *a);
+            }
+        }
+        for (i, a) in acc.iter().enumerate().take(nv) {
+            // SAFETY: d0 + 8i + 8 <= w.
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(d0 + 8 * i), *a) };
+        }
+        d0 += 8 * nv;
+    }
+}
