@@ -223,3 +223,29 @@ fn smollm2_fork_and_checkpoint_are_bit_identical() {
     let other = tok.encode("ls -la<|im_end|>\n", false, true);
     check_identities(&model, &prefix, &suffix, &other);
 }
+
+/// When only the last token's logits are asked, the last layer runs its attention output and FFN
+/// for that token alone, but still caches every token's K/V: over several 64-token chunks the
+/// result equals the last row of `All`, and a continuation after it equals a fresh run.
+#[test]
+fn synthetic_last_only_shortcut_over_several_chunks() {
+    let bytes = tiny_llama_gguf(5);
+    let model = Model::load(&bytes).unwrap();
+    let n_vocab = model.config().n_vocab;
+    let tokens: Vec<u32> = (0..150).map(|i| (i * 31 + 7) % 256).collect();
+    let mut cache = KvCache::new(&model, 256);
+    let all = model
+        .forward(&mut cache, &tokens, LogitsRequest::All)
+        .unwrap();
+    let mut cache = KvCache::new(&model, 256);
+    let last_only = model
+        .forward(&mut cache, &tokens, LogitsRequest::Last)
+        .unwrap();
+    assert_eq!(bits(&all[149 * n_vocab..]), bits(&last_only));
+    let more = [9u32, 8, 7, 6, 5];
+    let continued = model
+        .forward(&mut cache, &more, LogitsRequest::Last)
+        .unwrap();
+    let whole: Vec<u32> = tokens.iter().chain(more.iter()).copied().collect();
+    assert_eq!(bits(&continued), bits(&last(&model, &whole)));
+}
