@@ -20,6 +20,7 @@ pub mod page_table;
 pub mod scheduler;
 pub mod simd;
 pub mod status;
+pub mod svm_exit;
 pub mod test_guests;
 pub mod vcpu;
 pub mod vm;

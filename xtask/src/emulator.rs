@@ -27,8 +27,13 @@ const BOCHSRC_TEMPLATE: &str = include_str!("../../qemu/bochsrc.template");
 /// Which emulator, and its settings.
 #[derive(Debug, Clone)]
 pub enum Emulator {
-    /// QEMU; TCG unless `kvm`. TCG has no VMX.
-    Qemu { kvm: bool, memory_mib: u32 },
+    /// QEMU; TCG unless `kvm`. TCG has no VMX; its `-cpu max` has AMD SVM with nested paging.
+    /// `cpu`: the `-cpu` model instead of the default (`max` under TCG, `host` under KVM).
+    Qemu {
+        kvm: bool,
+        memory_mib: u32,
+        cpu: Option<String>,
+    },
     /// Bochs with VT-x emulated; `cpu` is a Bochs CPU model with VMX+EPT; `com2`: the second
     /// serial port (the MCP bridge's, docs/bridge.md), absent when `None`.
     Bochs {
@@ -65,6 +70,16 @@ impl Emulator {
         Emulator::Qemu {
             kvm: false,
             memory_mib: 1024,
+            cpu: None,
+        }
+    }
+
+    /// QEMU TCG with the `-cpu` model `cpu` (e.g. `max,-svm`: neither VMX nor SVM).
+    pub fn qemu_tcg_cpu(cpu: &str) -> Emulator {
+        Emulator::Qemu {
+            kvm: false,
+            memory_mib: 1024,
+            cpu: Some(cpu.to_string()),
         }
     }
 
@@ -100,7 +115,17 @@ impl Emulator {
     /// Writes the emulator's configuration into `run_dir` and returns its arguments.
     fn prepare(&self, run_dir: &Path, iso: &Path) -> Result<Vec<String>, String> {
         match self {
-            Emulator::Qemu { kvm, memory_mib } => Ok(qemu_args(iso, *kvm, *memory_mib)),
+            Emulator::Qemu {
+                kvm,
+                memory_mib,
+                cpu,
+            } => {
+                let mut args = qemu_args(iso, *kvm, *memory_mib);
+                if let Some(cpu) = cpu {
+                    with_cpu(&mut args, cpu);
+                }
+                Ok(args)
+            }
             Emulator::Bochs {
                 cpu,
                 megs,
@@ -117,6 +142,15 @@ impl Emulator {
                     .map(String::from)
                     .to_vec())
             }
+        }
+    }
+}
+
+/// Replaces the value of `-cpu` in QEMU arguments.
+pub fn with_cpu(args: &mut [String], cpu: &str) {
+    if let Some(at) = args.iter().position(|a| a == "-cpu") {
+        if let Some(value) = args.get_mut(at + 1) {
+            *value = cpu.to_string();
         }
     }
 }
@@ -396,6 +430,15 @@ mod tests {
         assert!(qemu_args(Path::new("/x"), true, 64)
             .join(" ")
             .starts_with("-accel kvm -cpu host "));
+        let mut args = qemu_args(Path::new("/x/p.iso"), false, 1024);
+        with_cpu(&mut args, "max,-svm");
+        assert!(args
+            .join(" ")
+            .starts_with("-accel tcg -cpu max,-svm -smp 1 "));
+        assert!(matches!(
+            Emulator::qemu_tcg_cpu("max,-svm"),
+            Emulator::Qemu { kvm: false, cpu: Some(c), .. } if c == "max,-svm"
+        ));
     }
 
     /// A GRUB-only ISO whose grub.cfg prints the markers: the harness end to end, no hypervisor.

@@ -25,6 +25,7 @@ pub fn qemu_command(args: &[String]) -> Result<(), String> {
         Emulator::Qemu {
             kvm,
             memory_mib: 1024,
+            cpu: None,
         },
         options.value("--cmdline").unwrap_or(""),
         &modules(&options)?,
@@ -364,7 +365,7 @@ fn modules(options: &Options) -> Result<Vec<Module>, String> {
 fn describe(emulator: &Emulator) -> String {
     match emulator {
         Emulator::Qemu { kvm: true, .. } => "QEMU (KVM)".into(),
-        Emulator::Qemu { kvm: false, .. } => "QEMU (TCG, no VT-x)".into(),
+        Emulator::Qemu { kvm: false, .. } => "QEMU (TCG: AMD SVM, no VT-x)".into(),
         Emulator::Bochs { cpu, .. } => format!("Bochs (cpu {cpu}, VT-x emulated)"),
     }
 }

@@ -10,6 +10,8 @@ use crate::{cargo, gate_scenario, run_status, setup};
 
 #[path = "test_bridge.rs"]
 mod bridge;
+#[path = "test_svm.rs"]
+mod svm;
 
 /// Lines of serial log shown for a failed emulator test.
 const TAIL_LINES: usize = 40;
@@ -26,12 +28,30 @@ pub struct BootTest {
 /// The emulator tests, in the order they run (Bochs runs one at a time, as all of these do).
 pub fn boot_tests() -> Vec<BootTest> {
     vec![
+        // QEMU TCG's `-cpu max` has AMD SVM with nested paging and no VMX: the SVM backend comes up.
         BootTest {
-            name: "qemu-tcg-no-vtx",
+            name: "qemu-tcg-svm",
             cmdline: "",
             emulator: Emulator::qemu_tcg(),
             timeout: Duration::from_secs(60),
-            expect: Expect::all(&["probevisor: no VT-x", "PROBEVISOR-DONE status=no-vtx"]),
+            expect: Expect::all(&[
+                "probevisor: backend AMD SVM",
+                "probevisor: SVM ok",
+                "svm caps rev=",
+                "probevisor: SVM off",
+                "PROBEVISOR-DONE status=ok",
+            ]),
+        },
+        // A CPU with neither VMX nor SVM is refused: `probevisor: no VT-x or SVM`, status=no-vtx.
+        BootTest {
+            name: "qemu-tcg-no-vtx",
+            cmdline: "",
+            emulator: Emulator::qemu_tcg_cpu("max,-svm"),
+            timeout: Duration::from_secs(60),
+            expect: Expect::all(&[
+                "probevisor: no VT-x or SVM",
+                "PROBEVISOR-DONE status=no-vtx",
+            ]),
         },
         BootTest {
             name: "bochs-vmxon",
@@ -184,6 +204,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
     });
     let gate_test = summary.selected("bochs-gate");
     let gate_test = gate_test || summary.selected("bochs-bridge");
+    let gate_test = gate_test || summary.selected("qemu-svm-gate");
     if (!tests.is_empty() || gate_test) && !summary.selected("build-image") {
         summary.filters.push("build-image".into());
     }
@@ -202,6 +223,9 @@ pub fn command(args: &[String]) -> Result<(), String> {
             run_boot_test(&test, elf)
         });
     }
+    timed(&mut summary, "qemu-svm-gate", || {
+        svm::svm_gate_boot_test(elf.as_ref().ok_or("the hypervisor image did not build")?)
+    });
     timed(&mut summary, "bochs-gate", || {
         gate_boot_test(elf.as_ref().ok_or("the hypervisor image did not build")?)
     });

@@ -1,10 +1,10 @@
 //! The boot sequence after the firmware's long-mode switch: console, GDT/IDT, boot info, heap, paging,
-//! SIMD, then the VT-x bring-up and the end-of-run marker.
+//! SIMD, then the VT-x or SVM bring-up (hw::backend) and the end-of-run marker.
 
 use super::console::{self, line};
 use super::gate::{self, GateModules};
 use super::guests::AgentModule;
-use super::{cpu, exit, gdt, heap, idt, paging, vmx_bringup};
+use super::{backend, cpu, exit, gdt, heap, idt, paging};
 use crate::cmdline::{self, BootTest};
 use crate::memory::{identity_map_top, usable_ram, MapEntry, Range, RangeSet};
 use crate::status::RunStatus;
@@ -237,7 +237,7 @@ pub fn run(mb_magic: u32, mb_info: u64) -> ! {
         .unwrap_or_else(|err| fail(format_args!("command line: {err}")));
     let mut services = gate::setup(&gate_modules, bridge)
         .unwrap_or_else(|err| fail(format_args!("gate: {err}; guests not started")));
-    exit::finish(vmx_bringup::run(
+    exit::finish(backend::run(
         &features,
         &agents,
         simd.xcr0,
