@@ -276,14 +276,41 @@ fn run_boot_test(test: &BootTest, elf: &std::path::Path) -> Result<(), String> {
 /// CLI's scalar path. `cargo xtask run` runs the same scenario streamed (crate::run).
 pub fn gate_boot_test(elf: &std::path::Path) -> Result<(), String> {
     let scenario = gate_scenario::Scenario::default();
-    let prepared = gate_scenario::prepare(&scenario, elf, "bochs-gate")?;
-    let markers = scenario.markers();
+    let timeout = Duration::from_secs(scenario.timeout_s());
+    run_gate_scenario(
+        &scenario,
+        elf,
+        "bochs-gate",
+        Emulator::bochs(),
+        timeout,
+        &[],
+    )
+}
+
+/// Boots `scenario` under `emulator` as test `name`, waits for its markers and `extra_markers`,
+/// then judges the log (records, mediation, chain, digest) and prints the per-guest table.
+pub fn run_gate_scenario(
+    scenario: &gate_scenario::Scenario,
+    elf: &std::path::Path,
+    name: &str,
+    emulator: Emulator,
+    timeout: Duration,
+    extra_markers: &[&str],
+) -> Result<(), String> {
+    let prepared = gate_scenario::prepare(scenario, elf, name)?;
+    let mut markers = scenario.markers();
+    markers.extend(extra_markers.iter().map(|m| m.to_string()));
     let markers: Vec<&str> = markers.iter().map(String::as_str).collect();
+    let engine = match &emulator {
+        Emulator::Qemu { kvm: true, .. } => "QEMU/KVM",
+        Emulator::Qemu { .. } => "QEMU TCG",
+        Emulator::Bochs { .. } => "Bochs",
+    };
     let report = emulator::run(&RunConfig {
-        name: "bochs-gate".to_string(),
-        emulator: Emulator::bochs(),
+        name: name.to_string(),
+        emulator,
         iso: prepared.iso.clone(),
-        timeout: Duration::from_secs(scenario.timeout_s()),
+        timeout,
         expect: Expect::all(&markers),
         stream: false,
     })?;
@@ -295,13 +322,13 @@ pub fn gate_boot_test(elf: &std::path::Path) -> Result<(), String> {
         ))
     };
     println!(
-        "xtask test: bochs-gate: Bochs ran {:.1} s",
+        "xtask test: {name}: {engine} ran {:.1} s",
         report.elapsed.as_secs_f64()
     );
     if !report.passed {
         return fail(report.reason.clone());
     }
-    let verdict = gate_scenario::judge(&scenario, &prepared, &report.log, &report.run_dir, None);
+    let verdict = gate_scenario::judge(scenario, &prepared, &report.log, &report.run_dir, None);
     print!("{}", gate_scenario::table(&verdict.guests));
     if verdict.failures.is_empty() {
         Ok(())

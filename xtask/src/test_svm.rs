@@ -8,11 +8,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::emulator::{self, Emulator, Expect, RunConfig};
+use crate::emulator::Emulator;
 use crate::gate_scenario;
 
-/// Lines of serial log shown for a failed run.
-const TAIL_LINES: usize = 40;
 /// QEMU TCG runs the scenario in well under a minute on a quiet machine (integer code is fast there);
 /// the margin is for a loaded 2-core machine.
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -25,41 +23,14 @@ const SVM_MARKERS: [&str; 3] = [
 
 /// Boots the default gated scenario under QEMU TCG with SVM and judges the log.
 pub fn svm_gate_boot_test(elf: &Path) -> Result<(), String> {
-    let name = "qemu-svm-gate";
-    let scenario = gate_scenario::Scenario::default();
-    let prepared = gate_scenario::prepare(&scenario, elf, name)?;
-    let mut markers = scenario.markers();
-    markers.extend(SVM_MARKERS.iter().map(|m| m.to_string()));
-    let markers: Vec<&str> = markers.iter().map(String::as_str).collect();
-    let report = emulator::run(&RunConfig {
-        name: name.to_string(),
-        emulator: Emulator::qemu_tcg(),
-        iso: prepared.iso.clone(),
-        timeout: TIMEOUT,
-        expect: Expect::all(&markers),
-        stream: false,
-    })?;
-    let fail = |why: String| {
-        Err(format!(
-            "{why}\n--- last {TAIL_LINES} lines of {} ---\n{}",
-            report.run_dir.join("serial.log").display(),
-            report.tail(TAIL_LINES)
-        ))
-    };
-    println!(
-        "xtask test: {name}: QEMU TCG (SVM) ran {:.1} s",
-        report.elapsed.as_secs_f64()
-    );
-    if !report.passed {
-        return fail(report.reason.clone());
-    }
-    let verdict = gate_scenario::judge(&scenario, &prepared, &report.log, &report.run_dir, None);
-    print!("{}", gate_scenario::table(&verdict.guests));
-    if verdict.failures.is_empty() {
-        Ok(())
-    } else {
-        fail(verdict.failures.join("\n"))
-    }
+    crate::test::run_gate_scenario(
+        &gate_scenario::Scenario::default(),
+        elf,
+        "qemu-svm-gate",
+        Emulator::qemu_tcg(),
+        TIMEOUT,
+        &SVM_MARKERS,
+    )
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ pub mod paging;
 pub mod svm_bringup;
 pub mod svm_timer;
 pub mod svm_vcpu;
+pub mod table_frames;
 pub mod vmx_bringup;
 pub mod vmx_vcpu;
 pub mod xsave;

@@ -5,6 +5,7 @@
 //! work (hw::xsave). Exit decoding and instruction lengths are pure logic in `crate::svm_exit`.
 
 use super::svm_timer::SliceTimer;
+use super::table_frames::TableFrames;
 use super::xsave::GuestXstate;
 use crate::exits::xcr0_valid;
 use crate::exits::MSR_ALLOW_LIST;
@@ -25,52 +26,17 @@ use svm::exit::{EventInfo, EventType, ExitCode};
 use svm::guest_regs::GuestRegisters;
 use svm::hw::real::RealSvm;
 use svm::hw::SvmHardware;
-use svm::npt::{FrameAllocator, Npt, NptMemoryType, NptPerms};
+use svm::npt::{Npt, NptMemoryType, NptPerms};
 use svm::permission_maps::{IoPermissionMap, MsrAccess, MsrPermissionMap};
 use svm::setup::{write_long_mode_guest, InterceptChoice, LongModeGuest, TSS_ATTRIB};
 use svm::vmcb::control::{self, Intercept, TlbControl};
 use svm::vmcb::save::{self, SegmentRegister};
 use svm::vmcb::{Segment, Vmcb};
 
-const PAGE: Layout = match Layout::from_size_align(4096, 4096) {
-    Ok(l) => l,
-    Err(_) => panic!("4096/4096 is a valid layout"),
-};
 /// #UD: intercepted so that VMCALL works as a hypercall on SVM too; any other #UD is given back.
 const UD_VECTOR: u8 = 6;
 /// Most NPT table frames one guest may use (8 MiB of RAM needs 4).
 const NPT_FRAME_LIMIT: usize = 64;
-
-/// NPT table frames from the heap (identity-mapped: physical = virtual).
-struct HeapFrames {
-    frames: Vec<u64>,
-}
-
-impl FrameAllocator for HeapFrames {
-    fn alloc_zeroed_frame(&mut self) -> Option<u64> {
-        if self.frames.len() >= NPT_FRAME_LIMIT {
-            return None;
-        }
-        // SAFETY: non-zero size; checked for null.
-        let frame = unsafe { alloc_zeroed(PAGE) };
-        (!frame.is_null()).then(|| {
-            self.frames.push(frame as u64);
-            frame as u64
-        })
-    }
-    fn phys_to_virt(&self, phys: u64) -> Option<&[u64; 512]> {
-        // SAFETY: `phys` is one of our own live, aligned 4 KiB frames (identity-mapped), borrowed with `self`.
-        self.frames
-            .contains(&phys)
-            .then(|| unsafe { &*(phys as *const [u64; 512]) })
-    }
-    fn phys_to_virt_mut(&mut self, phys: u64) -> Option<&mut [u64; 512]> {
-        // SAFETY: as above, exclusively borrowed with `self`.
-        self.frames
-            .contains(&phys)
-            .then(|| unsafe { &mut *(phys as *mut [u64; 512]) })
-    }
-}
 
 /// What every guest's VMCB shares.
 pub struct SvmPlatform {
@@ -88,7 +54,7 @@ pub struct SvmVcpu {
     hw: RealSvm,
     vmcb: Box<Vmcb>,
     ram: &'static mut [u8],
-    _npt: Npt<HeapFrames>,
+    _npt: Npt<TableFrames>,
     _iopm: Box<IoPermissionMap>,
     _msrpm: Box<MsrPermissionMap>,
     regs: Registers,
@@ -141,7 +107,7 @@ impl SvmVcpu {
         guest_memory::build_boot_structures(ram).map_err(|e| setup_err("guest layout", e))?;
         let entry = load(ram)?;
         let mut npt =
-            Npt::new(HeapFrames { frames: Vec::new() }).map_err(|e| setup_err("NPT", e))?;
+            Npt::new(TableFrames::new(NPT_FRAME_LIMIT)).map_err(|e| setup_err("NPT", e))?;
         npt.map_range(
             0,
             base as u64,

@@ -2,6 +2,7 @@
 //! device window and everything else unmapped), MSR bitmap trapping all but an allow-list, I/O bitmaps
 //! trapping every port, VPID when available, the VMX preemption timer for time slices.
 
+use super::table_frames::TableFrames;
 use super::xsave::GuestXstate;
 use crate::exits::MSR_ALLOW_LIST;
 use crate::guest_memory::{self, GDT_GPA, GDT_LIMIT, INITIAL_RSP, PML4_GPA, TSS_GPA};
@@ -15,7 +16,7 @@ use alloc::vec::Vec;
 use vmx::bitmaps::{IoBitmaps, MsrAccess, MsrBitmap};
 use vmx::controls::{exit as exit_ctl, pin, secondary};
 use vmx::entry_checks::{check_current_vmcs, FixedCrs};
-use vmx::ept::{Ept, EptMemoryType, EptPerms, FrameAllocator};
+use vmx::ept::{Ept, EptMemoryType, EptPerms};
 use vmx::exit::{
     BasicExitReason, EptViolation, ExitReason, InterruptionInfo, IoDirection, IoQualification,
 };
@@ -37,37 +38,6 @@ const EPT_FRAME_LIMIT: usize = 64;
 const INJECT_GP: u32 = (1 << 31) | (1 << 11) | (3 << 8) | 13;
 const GUEST_PAT: u64 = 0x0007_0406_0007_0406;
 
-/// EPT table frames from the heap (identity-mapped: physical = virtual).
-struct HeapFrames {
-    frames: Vec<u64>,
-}
-
-impl FrameAllocator for HeapFrames {
-    fn alloc_zeroed_frame(&mut self) -> Option<u64> {
-        if self.frames.len() >= EPT_FRAME_LIMIT {
-            return None;
-        }
-        // SAFETY: non-zero size; checked for null.
-        let frame = unsafe { alloc_zeroed(PAGE) };
-        (!frame.is_null()).then(|| {
-            self.frames.push(frame as u64);
-            frame as u64
-        })
-    }
-    fn phys_to_virt(&self, phys: u64) -> Option<&[u64; 512]> {
-        // SAFETY: `phys` is one of our own live, aligned 4 KiB frames (identity-mapped), borrowed with `self`.
-        self.frames
-            .contains(&phys)
-            .then(|| unsafe { &*(phys as *const [u64; 512]) })
-    }
-    fn phys_to_virt_mut(&mut self, phys: u64) -> Option<&mut [u64; 512]> {
-        // SAFETY: as above, exclusively borrowed with `self`.
-        self.frames
-            .contains(&phys)
-            .then(|| unsafe { &mut *(phys as *mut [u64; 512]) })
-    }
-}
-
 /// What every guest's VMCS shares: capabilities, host state, time slice.
 pub struct Platform {
     pub caps: VmxCapabilities,
@@ -83,7 +53,7 @@ pub struct VmxVcpu {
     hw: RealVmx,
     vmcs: u64,
     ram: &'static mut [u8],
-    _ept: Ept<HeapFrames>,
+    _ept: Ept<TableFrames>,
     _msr_bitmap: Box<MsrBitmap>,
     _io_bitmaps: Box<IoBitmaps>,
     regs: Registers,
@@ -123,7 +93,7 @@ impl VmxVcpu {
         guest_memory::build_boot_structures(ram).map_err(|e| setup_err("guest layout", e))?;
         let entry = load(ram)?;
         let mut ept =
-            Ept::new(HeapFrames { frames: Vec::new() }).map_err(|e| setup_err("EPT", e))?;
+            Ept::new(TableFrames::new(EPT_FRAME_LIMIT)).map_err(|e| setup_err("EPT", e))?;
         ept.map_range(
             0,
             base as u64,
