@@ -4,18 +4,17 @@
 //! every port, one ASID per guest, and the guest's extended state switched around the hypervisor's own
 //! work (hw::xsave). Exit decoding and instruction lengths are pure logic in `crate::svm_exit`.
 
+use super::guest_ram::{allocate_guest_ram, setup_err, GuestRam, TableFrames};
 use super::svm_timer::SliceTimer;
-use super::table_frames::TableFrames;
 use super::xsave::GuestXstate;
 use crate::exits::xcr0_valid;
 use crate::exits::MSR_ALLOW_LIST;
-use crate::guest_memory::{self, GDT_GPA, GDT_LIMIT, INITIAL_RSP, PML4_GPA, TSS_GPA};
+use crate::guest_memory::{GDT_GPA, GDT_LIMIT, INITIAL_RSP, PML4_GPA, TSS_GPA};
 use crate::svm_exit::{
     decode_exit, instruction_len, is_instruction_exit, is_vmcall_at, load_registers,
     store_registers, VMCALL,
 };
 use crate::vcpu::{Registers, Vcpu, VcpuError, VmExit, RSP};
-use alloc::alloc::{alloc_zeroed, Layout};
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
@@ -82,10 +81,6 @@ fn xgetbv0() -> u64 {
     u64::from(high) << 32 | u64::from(low)
 }
 
-fn setup_err(what: &str, err: impl core::fmt::Display) -> String {
-    format!("{what}: {err}")
-}
-
 impl SvmVcpu {
     /// Builds the guest: RAM (boot structures and the loaded image), NPT, permission maps and VMCB with
     /// ASID `asid`. `load` writes the image into the RAM and returns the entry point.
@@ -95,22 +90,16 @@ impl SvmVcpu {
         ram_size: usize,
         load: impl FnOnce(&mut [u8]) -> Result<u64, String>,
     ) -> Result<Self, String> {
-        let layout =
-            Layout::from_size_align(ram_size, 2 << 20).map_err(|e| setup_err("RAM layout", e))?;
-        // SAFETY: non-zero size; checked for null; never freed (guests live for the rest of the run).
-        let base = unsafe { alloc_zeroed(layout) };
-        if base.is_null() {
-            return Err(format!("no memory for {ram_size:#x} bytes of guest RAM"));
-        }
-        // SAFETY: a fresh allocation of `ram_size` bytes owned by this guest for good.
-        let ram = unsafe { core::slice::from_raw_parts_mut(base, ram_size) };
-        guest_memory::build_boot_structures(ram).map_err(|e| setup_err("guest layout", e))?;
-        let entry = load(ram)?;
+        let GuestRam {
+            ram,
+            host_base: base,
+            entry,
+        } = allocate_guest_ram(ram_size, load)?;
         let mut npt =
             Npt::new(TableFrames::new(NPT_FRAME_LIMIT)).map_err(|e| setup_err("NPT", e))?;
         npt.map_range(
             0,
-            base as u64,
+            base,
             ram_size as u64,
             NptPerms::RWX,
             NptMemoryType::WriteBack,
@@ -184,8 +173,8 @@ impl SvmVcpu {
         log::info!(
             "vcpu: VMCB {:#x}, RAM {:#x}..{:#x}, nCR3 {:#x}, asid {asid}, entry {entry:#x}, intr intercept {}",
             &*vmcb as *const Vmcb as u64,
-            base as u64,
-            base as u64 + ram_size as u64,
+            base,
+            base + ram_size as u64,
             npt.ncr3(),
             platform.slice.is_some()
         );

@@ -2,10 +2,10 @@
 //! device window and everything else unmapped), MSR bitmap trapping all but an allow-list, I/O bitmaps
 //! trapping every port, VPID when available, the VMX preemption timer for time slices.
 
-use super::table_frames::TableFrames;
+use super::guest_ram::{allocate_guest_ram, setup_err, GuestRam, TableFrames};
 use super::xsave::GuestXstate;
 use crate::exits::MSR_ALLOW_LIST;
-use crate::guest_memory::{self, GDT_GPA, GDT_LIMIT, INITIAL_RSP, PML4_GPA, TSS_GPA};
+use crate::guest_memory::{GDT_GPA, GDT_LIMIT, INITIAL_RSP, PML4_GPA, TSS_GPA};
 use crate::vcpu::{Registers, Vcpu, VcpuError, VmExit, RSP};
 use crate::vmx_bringup::VmxCapabilities;
 use alloc::alloc::{alloc_zeroed, Layout};
@@ -68,10 +68,6 @@ pub struct VmxVcpu {
     fixed: FixedCrs,
 }
 
-fn setup_err(what: &str, err: impl core::fmt::Display) -> String {
-    format!("{what}: {err}")
-}
-
 impl VmxVcpu {
     /// Builds the guest: RAM (with its boot structures and the loaded image), EPT, bitmaps and VMCS.
     /// `load` writes the image into the RAM and returns the entry point.
@@ -81,22 +77,16 @@ impl VmxVcpu {
         ram_size: usize,
         load: impl FnOnce(&mut [u8]) -> Result<u64, String>,
     ) -> Result<Self, String> {
-        let layout =
-            Layout::from_size_align(ram_size, 2 << 20).map_err(|e| setup_err("RAM layout", e))?;
-        // SAFETY: non-zero size; checked for null; never freed (guests live for the rest of the run).
-        let base = unsafe { alloc_zeroed(layout) };
-        if base.is_null() {
-            return Err(format!("no memory for {ram_size:#x} bytes of guest RAM"));
-        }
-        // SAFETY: a fresh allocation of `ram_size` bytes owned by this guest for good.
-        let ram = unsafe { core::slice::from_raw_parts_mut(base, ram_size) };
-        guest_memory::build_boot_structures(ram).map_err(|e| setup_err("guest layout", e))?;
-        let entry = load(ram)?;
+        let GuestRam {
+            ram,
+            host_base: base,
+            entry,
+        } = allocate_guest_ram(ram_size, load)?;
         let mut ept =
             Ept::new(TableFrames::new(EPT_FRAME_LIMIT)).map_err(|e| setup_err("EPT", e))?;
         ept.map_range(
             0,
-            base as u64,
+            base,
             ram_size as u64,
             EptPerms::RWX,
             EptMemoryType::WriteBack,
@@ -182,7 +172,7 @@ impl VmxVcpu {
         };
         log::info!(
             "vcpu: VMCS {vmcs:#x}, RAM {:#x}..{:#x}, EPTP {:#x}, vpid {}, entry {entry:#x}, controls pin {:#x} proc {:#x} proc2 {:#x} exit {:#x} entry {:#x}",
-            base as u64, base as u64 + ram_size as u64, pointers.eptp, pointers.vpid,
+            base, base + ram_size as u64, pointers.eptp, pointers.vpid,
             written.pin, written.primary, written.secondary, written.exit, written.entry
         );
         Ok(Self {
