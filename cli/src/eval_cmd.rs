@@ -94,6 +94,19 @@ struct PrefixSetting {
     examples: Vec<Example>,
 }
 
+impl PrefixSetting {
+    /// The prompt: the policy's system and policy texts with this verbalizer and these examples.
+    fn spec(&self, policy: &Policy, template: TemplateKind) -> PromptSpec {
+        PromptSpec {
+            template,
+            verbalizer: self.verbalizer,
+            system: policy.gate.system.clone(),
+            policy_text: policy.gate.policy_text.clone(),
+            examples: self.examples.clone(),
+        }
+    }
+}
+
 pub fn eval(raw: &[String]) -> Result<(), String> {
     let with_value = [
         "--model",
@@ -172,13 +185,7 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
     let mut report = Report::new(dataset, path, &truth, template.name(), threshold);
     let mut cache = CalibrationCache::new();
     for p in &prefixes {
-        let spec = PromptSpec {
-            template,
-            verbalizer: p.verbalizer,
-            system: policy.gate.system.clone(),
-            policy_text: policy.gate.policy_text.clone(),
-            examples: p.examples.clone(),
-        };
+        let spec = p.spec(&policy, template);
         let t = Instant::now();
         let gate = ProbeGate::new(&model, spec, &mut cache)
             .map_err(|e| format!("{}: {e}", p.verbalizer.name()))?;
@@ -240,13 +247,7 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         match args.get("--baseline") {
             Some("generate") => {
                 let p = &prefixes[0];
-                let spec = PromptSpec {
-                    template,
-                    verbalizer: p.verbalizer,
-                    system: policy.gate.system.clone(),
-                    policy_text: policy.gate.policy_text.clone(),
-                    examples: p.examples.clone(),
-                };
+                let spec = p.spec(&policy, template);
                 let result = crate::eval_generate::run(
                     &model,
                     &spec,

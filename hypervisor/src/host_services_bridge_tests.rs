@@ -1,6 +1,7 @@
 //! Host services with the MCP bridge on: the gate decides first, only allowed file tools become
 //! bridge calls, and the bridge's outcome reaches the guest through the hypercall path.
 
+use super::tests::Lines;
 use super::*;
 use crate::bridge_client::{BridgeCall, BridgeClient, BridgeFailure, Uart};
 use crate::gate_setup::{build_pipeline, load_model, parse_policy};
@@ -13,29 +14,6 @@ use mcp_bridge::frame::{encode, FrameDecoder, FrameKind};
 use mcp_bridge::wire_error::{BridgeError, ErrorCode};
 
 const BRIDGE_POLICY: &str = include_str!("../../policies/tiny-model-bridge.toml");
-
-#[derive(Default)]
-struct Lines(Vec<String>);
-
-impl LogSink for Lines {
-    fn line(&mut self, args: core::fmt::Arguments<'_>) {
-        self.0.push(format!("{args}"));
-    }
-}
-
-impl Lines {
-    fn audit_log(&self) -> String {
-        let mut out = String::new();
-        for l in self.0.iter().filter_map(|l| l.strip_prefix("AUDIT ")) {
-            out.push_str(l);
-            out.push('\n');
-        }
-        out
-    }
-    fn with(&self, needle: &str) -> Vec<&String> {
-        self.0.iter().filter(|l| l.contains(needle)).collect()
-    }
-}
 
 /// The (tool, arguments) of every bridge call, shared with the test.
 type CallLog = Rc<RefCell<Vec<(String, String)>>>;

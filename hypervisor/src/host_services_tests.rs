@@ -6,8 +6,9 @@ use inference_core::synthetic::tiny_llama_gguf;
 
 const TINY_POLICY: &str = include_str!("../../policies/tiny-model.toml");
 
+/// The serial lines a test run wrote (shared with the bridge tests).
 #[derive(Default)]
-struct Lines(Vec<String>);
+pub(super) struct Lines(pub(super) Vec<String>);
 
 impl LogSink for Lines {
     fn line(&mut self, args: core::fmt::Arguments<'_>) {
@@ -16,13 +17,16 @@ impl LogSink for Lines {
 }
 
 impl Lines {
-    fn audit_log(&self) -> String {
+    pub(super) fn audit_log(&self) -> String {
         let mut out = String::new();
         for l in self.0.iter().filter_map(|l| l.strip_prefix("AUDIT ")) {
             out.push_str(l);
             out.push('\n');
         }
         out
+    }
+    pub(super) fn with(&self, needle: &str) -> Vec<&String> {
+        self.0.iter().filter(|l| l.contains(needle)).collect()
     }
     fn last_record(&self) -> Value {
         let line = self.0.iter().rev().find_map(|l| l.strip_prefix("AUDIT "));
