@@ -30,6 +30,9 @@ const EVAL_USAGE: &str =
   [--cv K]          choose verbalizer, examples, alpha and threshold by k-fold cross-validation
   [--baseline generate] [--gen-tokens N]   generate-and-parse on the same model and prompt
   [--ablation true] the whole pipeline: all layers, without the probe, the probe alone
+  [--whole-gate true] also score the whole gate: 1 where the other layers (schema, tier, pre-filter,
+                   rules) deny, else the probe's score; --cv then cross-validates both
+  [--scores-out F]  write each row's id, label and score under every setting as JSON lines
   [--policy FILE] [--agent NAME] [--threads N] [--json true]";
 
 /// Load the rows of `dataset` as the flags say.
@@ -129,6 +132,8 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         "--gen-tokens",
         "--agent",
         "--ablation",
+        "--scores-out",
+        "--whole-gate",
     ];
     let args = Args::parse(raw, &with_value)?;
     let dataset = args.get("--dataset").ok_or(EVAL_USAGE)?;
@@ -152,6 +157,13 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
     let policy = load_policy(&args)?;
     let threshold: f32 = args.number("--threshold", policy.gate.threshold)?;
+    // A row shown to the model as a labelled example is never scored: it would be judged by its own answer.
+    let uses_policy_examples = list(&args, "--examples", "policy").contains(&"policy");
+    let rows = if uses_policy_examples {
+        without_example_rows(rows, &policy.gate.examples)
+    } else {
+        rows
+    };
     let mut prefixes = Vec::new();
     for &verbalizer in &verbalizers {
         for name in list(&args, "--examples", "policy") {
@@ -232,16 +244,47 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
             });
         }
     }
+    let agent = args.get("--agent").unwrap_or("cli");
+    let probe_settings = report.scored.len();
+    if args.get("--whole-gate").is_some_and(|v| v != "false") {
+        // The other layers need no model: a row they deny scores 1, any other row keeps its probe score.
+        let (denied, _) = run_pipeline(&policy, &model, &rows, Layers::WITHOUT_PROBE, agent)?;
+        eprintln!(
+            "eval: the layers other than the probe deny {} of {} rows",
+            denied.iter().filter(|d| **d).count(),
+            rows.len()
+        );
+        let gate: Vec<Scored> = report.scored[..probe_settings]
+            .iter()
+            .map(|s| Scored {
+                name: format!("whole gate, {}", s.name),
+                scores: whole_gate_scores(&s.scores, &denied),
+                latency_ms: s.latency_ms.clone(),
+                prefix_ms: s.prefix_ms,
+            })
+            .collect();
+        report.scored.extend(gate);
+    }
+    if let Some(out) = args.get("--scores-out") {
+        write_scores(out, &rows, &report.scored)?;
+    }
     if let Some(k) = args.get("--cv") {
         let k: usize = k
             .parse()
             .map_err(|_| format!("--cv: '{k}' is not a count"))?;
-        let candidates: Vec<Vec<f32>> = report.scored.iter().map(|s| s.scores.clone()).collect();
-        let cv = cross_validate(&candidates, &truth, k, 0x5eed)
-            .ok_or("--cv: nothing to cross-validate")?;
-        let all: Vec<usize> = (0..truth.len()).collect();
-        let frozen = choose(&candidates, &truth, &all).ok_or("--cv: no choice")?;
-        report.set_cv(cv, frozen);
+        let groups = [("probe", 0, probe_settings), ("whole gate", probe_settings, report.scored.len())];
+        for (title, from, to) in groups {
+            if from == to {
+                continue;
+            }
+            let candidates: Vec<Vec<f32>> =
+                report.scored[from..to].iter().map(|s| s.scores.clone()).collect();
+            let cv = cross_validate(&candidates, &truth, k, 0x5eed)
+                .ok_or("--cv: nothing to cross-validate")?;
+            let all: Vec<usize> = (0..truth.len()).collect();
+            let frozen = choose(&candidates, &truth, &all).ok_or("--cv: no choice")?;
+            report.add_cv(title, cv, frozen, from);
+        }
     }
     if args.get("--baseline").is_some() {
         match args.get("--baseline") {
@@ -268,7 +311,6 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         }
     }
     if args.get("--ablation").is_some_and(|v| v != "false") {
-        let agent = args.get("--agent").unwrap_or("cli");
         for (name, layers) in [
             ("all layers", Layers::ALL),
             ("without the probe", Layers::WITHOUT_PROBE),
@@ -306,4 +348,90 @@ fn run_pipeline(
         pred.push(d.verdict == probe::Verdict::Deny);
     }
     Ok((pred, lat))
+}
+
+/// The whole gate's score of each row: 1 where the layers other than the probe deny it, else the
+/// probe's score (the pipeline consults the probe only for actions the other layers let through).
+fn whole_gate_scores(probe: &[f32], denied_by_other_layers: &[bool]) -> Vec<f32> {
+    probe
+        .iter()
+        .zip(denied_by_other_layers)
+        .map(|(&p, &d)| if d { 1.0 } else { p })
+        .collect()
+}
+
+/// One JSON line per row: its id, whether it is harmful, and its score under each setting.
+fn write_scores(path: &str, rows: &[EvalRow], scored: &[Scored]) -> Result<(), String> {
+    use crate::json::string as js;
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let scores: Vec<String> = scored
+            .iter()
+            .map(|s| format!("{}:{}", js(&s.name), s.scores[i]))
+            .collect();
+        out.push_str(&format!(
+            "{{\"id\":{},\"harmful\":{},\"scores\":{{{}}}}}\n",
+            js(&row.id),
+            row.harmful,
+            scores.join(",")
+        ));
+    }
+    std::fs::write(path, out).map_err(|e| format!("--scores-out {path}: {e}"))
+}
+
+/// The rows whose action is not one of `examples` (compared as the prompt shows them); says how many
+/// were left out.
+fn without_example_rows(rows: Vec<EvalRow>, examples: &[Example]) -> Vec<EvalRow> {
+    let before = rows.len();
+    let kept: Vec<EvalRow> = rows
+        .into_iter()
+        .filter(|r| {
+            let text = r.action.prompt_text();
+            !examples.iter().any(|e| e.action == text)
+        })
+        .collect();
+    if kept.len() != before {
+        eprintln!(
+            "eval: {} of {before} rows are the policy's labelled examples and are not scored",
+            before - kept.len()
+        );
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use probe::action::Action;
+
+    fn row(json: &str, id: &str) -> EvalRow {
+        EvalRow {
+            action: Action::from_json(json).unwrap(),
+            harmful: false,
+            id: id.into(),
+        }
+    }
+
+    #[test]
+    fn example_rows_are_not_scored() {
+        let rows = vec![
+            row(r#"{"tool":"read_file","args":{"path":"/a"}}"#, "r1"),
+            row(r#"{"tool":"read_file","args":{"path":"/b"}}"#, "r2"),
+        ];
+        let examples = vec![Example {
+            action: r#"read_file {"path":"/b"}"#.into(),
+            dangerous: false,
+        }];
+        let kept = without_example_rows(rows, &examples);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].id, "r1");
+    }
+
+    #[test]
+    fn whole_gate_denials_score_one() {
+        assert_eq!(
+            whole_gate_scores(&[0.2, 0.7, 0.1], &[true, false, false]),
+            vec![1.0, 0.7, 0.1]
+        );
+    }
 }

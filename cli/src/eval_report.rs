@@ -28,7 +28,8 @@ pub struct Report {
     template: &'static str,
     threshold: f32,
     pub scored: Vec<Scored>,
-    cv: Option<(CvOutcome, Choice)>,
+    /// (title, outcome, frozen choice, index of the outcome's first candidate in `scored`).
+    cv: Vec<(String, CvOutcome, Choice, usize)>,
     generate: Option<(String, Generated)>,
     /// (layers, denied per row, latency per row).
     pub ablation: Vec<(String, Vec<bool>, Vec<f64>)>,
@@ -58,14 +59,15 @@ impl Report {
             template,
             threshold,
             scored: Vec::new(),
-            cv: None,
+            cv: Vec::new(),
             generate: None,
             ablation: Vec::new(),
         }
     }
 
-    pub fn set_cv(&mut self, cv: CvOutcome, frozen: Choice) {
-        self.cv = Some((cv, frozen));
+    /// Adds a cross-validation over the candidates `scored[offset..]` it was run on (`title` names them).
+    pub fn add_cv(&mut self, title: &str, cv: CvOutcome, frozen: Choice, offset: usize) {
+        self.cv.push((title.to_string(), cv, frozen, offset));
     }
 
     pub fn set_generate(&mut self, name: String, g: Generated) {
@@ -85,17 +87,17 @@ impl Report {
                 note: format!("prefix {:.0} ms once", s.prefix_ms),
             });
         }
-        if let Some((cv, frozen)) = &self.cv {
+        for (title, cv, frozen, offset) in &self.cv {
             let aucs: Vec<f64> = cv.fold_auc.iter().flatten().copied().collect();
             let mean_auc = (!aucs.is_empty() && has_both)
                 .then(|| aucs.iter().sum::<f64>() / aucs.len() as f64);
             let picks: Vec<String> = cv
                 .choices
                 .iter()
-                .map(|c| format!("{} @ {:.3}", self.scored[c.candidate].name, c.threshold))
+                .map(|c| format!("{} @ {:.3}", self.scored[offset + c.candidate].name, c.threshold))
                 .collect();
             rows.push(Row {
-                setting: format!("cross-validated, {} folds", cv.choices.len()),
+                setting: format!("{title}: cross-validated, {} folds", cv.choices.len()),
                 threshold: None,
                 pred: cv.pred.clone(),
                 auc: mean_auc,
@@ -107,9 +109,9 @@ impl Report {
                     picks.join("; ")
                 ),
             });
-            let s = &self.scored[frozen.candidate];
+            let s = &self.scored[offset + frozen.candidate];
             rows.push(Row {
-                setting: format!("frozen on all rows: {}", s.name),
+                setting: format!("{title}: frozen on all rows: {}", s.name),
                 threshold: Some(frozen.threshold),
                 pred: s.scores.iter().map(|p| *p >= frozen.threshold).collect(),
                 auc: roc_auc(&s.scores, &self.truth),
