@@ -33,6 +33,8 @@ const EVAL_USAGE: &str =
   [--whole-gate true] also score the whole gate: 1 where the other layers (schema, tier, pre-filter,
                    rules) deny, else the probe's score; --cv then cross-validates both
   [--scores-out F]  write each row's id, label and score under every setting as JSON lines
+  --scores-in F [--threshold T] [--cv K] [--json true]
+                   the tables again from such a file (no model; other options ignored)
   [--policy FILE] [--agent NAME] [--threads N] [--json true]";
 
 /// Load the rows of `dataset` as the flags say.
@@ -134,8 +136,12 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         "--ablation",
         "--scores-out",
         "--whole-gate",
+        "--scores-in",
     ];
     let args = Args::parse(raw, &with_value)?;
+    if let Some(file) = args.get("--scores-in") {
+        return report_from_scores(&args, file);
+    }
     let dataset = args.get("--dataset").ok_or(EVAL_USAGE)?;
     let default_model;
     let path = match args.get("--model") {
@@ -257,7 +263,7 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         let gate: Vec<Scored> = report.scored[..probe_settings]
             .iter()
             .map(|s| Scored {
-                name: format!("whole gate, {}", s.name),
+                name: format!("{}{}", crate::eval_scores::WHOLE_GATE, s.name),
                 scores: whole_gate_scores(&s.scores, &denied),
                 latency_ms: s.latency_ms.clone(),
                 prefix_ms: s.prefix_ms,
@@ -266,25 +272,14 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         report.scored.extend(gate);
     }
     if let Some(out) = args.get("--scores-out") {
-        write_scores(out, &rows, &report.scored)?;
+        crate::eval_scores::write_scores(out, &rows, &report.scored)?;
     }
     if let Some(k) = args.get("--cv") {
         let k: usize = k
             .parse()
             .map_err(|_| format!("--cv: '{k}' is not a count"))?;
-        let groups = [("probe", 0, probe_settings), ("whole gate", probe_settings, report.scored.len())];
-        for (title, from, to) in groups {
-            if from == to {
-                continue;
-            }
-            let candidates: Vec<Vec<f32>> =
-                report.scored[from..to].iter().map(|s| s.scores.clone()).collect();
-            let cv = cross_validate(&candidates, &truth, k, 0x5eed)
-                .ok_or("--cv: nothing to cross-validate")?;
-            let all: Vec<usize> = (0..truth.len()).collect();
-            let frozen = choose(&candidates, &truth, &all).ok_or("--cv: no choice")?;
-            report.add_cv(title, cv, frozen, from);
-        }
+        let all = report.scored.len();
+        add_cvs(&mut report, &truth, k, probe_settings, all)?;
     }
     if args.get("--baseline").is_some() {
         match args.get("--baseline") {
@@ -350,6 +345,47 @@ fn run_pipeline(
     Ok((pred, lat))
 }
 
+/// `eval --scores-in FILE`: the tables from saved scores, at `--threshold` (default 0.5), with `--cv`.
+fn report_from_scores(args: &Args, file: &str) -> Result<(), String> {
+    let read = crate::eval_scores::read_scores(file)?;
+    let threshold: f32 = args.number("--threshold", 0.5)?;
+    let mut report = Report::new(file, "(scores read back)", &read.truth, "-", threshold);
+    report.scored = read.scored;
+    if let Some(k) = args.get("--cv") {
+        let k: usize = k
+            .parse()
+            .map_err(|_| format!("--cv: '{k}' is not a count"))?;
+        let all = report.scored.len();
+        add_cvs(&mut report, &read.truth, k, read.probe_settings, all)?;
+    }
+    report.print(args.get("--json").is_some_and(|v| v != "false"));
+    Ok(())
+}
+
+/// Cross-validates the probe settings `scored[..probe]` and the whole-gate settings `scored[probe..all]`
+/// separately.
+fn add_cvs(
+    report: &mut Report,
+    truth: &[bool],
+    k: usize,
+    probe: usize,
+    all: usize,
+) -> Result<(), String> {
+    for (title, from, to) in [("probe", 0, probe), ("whole gate", probe, all)] {
+        if from == to {
+            continue;
+        }
+        let candidates: Vec<Vec<f32>> =
+            report.scored[from..to].iter().map(|s| s.scores.clone()).collect();
+        let cv = cross_validate(&candidates, truth, k, 0x5eed)
+            .ok_or("--cv: nothing to cross-validate")?;
+        let every: Vec<usize> = (0..truth.len()).collect();
+        let frozen = choose(&candidates, truth, &every).ok_or("--cv: no choice")?;
+        report.add_cv(title, cv, frozen, from);
+    }
+    Ok(())
+}
+
 /// The whole gate's score of each row: 1 where the layers other than the probe deny it, else the
 /// probe's score (the pipeline consults the probe only for actions the other layers let through).
 fn whole_gate_scores(probe: &[f32], denied_by_other_layers: &[bool]) -> Vec<f32> {
@@ -360,24 +396,6 @@ fn whole_gate_scores(probe: &[f32], denied_by_other_layers: &[bool]) -> Vec<f32>
         .collect()
 }
 
-/// One JSON line per row: its id, whether it is harmful, and its score under each setting.
-fn write_scores(path: &str, rows: &[EvalRow], scored: &[Scored]) -> Result<(), String> {
-    use crate::json::string as js;
-    let mut out = String::new();
-    for (i, row) in rows.iter().enumerate() {
-        let scores: Vec<String> = scored
-            .iter()
-            .map(|s| format!("{}:{}", js(&s.name), s.scores[i]))
-            .collect();
-        out.push_str(&format!(
-            "{{\"id\":{},\"harmful\":{},\"scores\":{{{}}}}}\n",
-            js(&row.id),
-            row.harmful,
-            scores.join(",")
-        ));
-    }
-    std::fs::write(path, out).map_err(|e| format!("--scores-out {path}: {e}"))
-}
 
 /// The rows whose action is not one of `examples` (compared as the prompt shows them); says how many
 /// were left out.

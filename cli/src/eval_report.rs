@@ -84,7 +84,11 @@ impl Report {
                 pred: s.scores.iter().map(|p| *p >= self.threshold).collect(),
                 auc: roc_auc(&s.scores, &self.truth),
                 latency_ms: s.latency_ms.clone(),
-                note: format!("prefix {:.0} ms once", s.prefix_ms),
+                note: if s.prefix_ms.is_nan() {
+                    "scores read back (--scores-in)".into()
+                } else {
+                    format!("prefix {:.0} ms once", s.prefix_ms)
+                },
             });
         }
         for (title, cv, frozen, offset) in &self.cv {
