@@ -134,9 +134,9 @@ mod tests {
         assert_eq!(back.scored[0].scores, vec![0.5, 0.25]);
         assert_eq!(back.scored[1].scores, vec![1.0, 0.25]);
         std::fs::write(&path, "{\"id\":\"a\",\"scores\":{}}\n").unwrap();
-        assert!(read_scores(p).unwrap_err().contains("line 1"));
+        assert!(read_scores(p).err().unwrap().contains("line 1"));
         std::fs::write(&path, "").unwrap();
-        assert!(read_scores(p).unwrap_err().contains("no rows"));
+        assert!(read_scores(p).err().unwrap().contains("no rows"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
