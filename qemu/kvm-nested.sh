@@ -82,7 +82,7 @@ case $memory_mib in '' | *[!0-9]*) fail 2 "--memory expects MiB, got \`$memory_m
 [ -r "$cpuinfo" ] || fail 13 "cannot read $cpuinfo to look for the vmx flag"
 vendor=$(sed -n 's/^vendor_id[[:space:]]*:[[:space:]]*//p' "$cpuinfo" | head -n 1)
 [ "$vendor" = GenuineIntel ] ||
-    fail 12 "the CPU is not Intel (vendor_id ${vendor:-unknown}): nested VT-x needs an Intel CPU (on AMD the hypervisor has an SVM backend, but this script and cargo xtask run do not use it yet)"
+    fail 12 "the CPU is not Intel (vendor_id ${vendor:-unknown}): nested VT-x needs an Intel CPU (on AMD, cargo xtask run uses the SVM backend under QEMU TCG instead: --engine tcg)"
 grep -Eq '^flags[[:space:]]*:.*[[:space:]]vmx([[:space:]]|$)' "$cpuinfo" ||
     fail 13 "the CPU has no vmx flag in $cpuinfo: VT-x is off in the firmware, or this machine is a VM without nested VT-x"
 

@@ -104,6 +104,13 @@ pub struct Prepared {
     host_digest: String,
 }
 
+impl Prepared {
+    /// The host CLI's blake3 of `file` (hex), as the hypervisor names its model in audit records.
+    pub fn file_digest(&self, file: &Path) -> Result<String, String> {
+        Ok(host(&self.cli, &["blake3", &s(file)])?.trim().to_string())
+    }
+}
+
 fn host(cli: &Path, args: &[&str]) -> Result<String, String> {
     let out = std::process::Command::new(cli)
         .args(args)

@@ -21,7 +21,7 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  run [--engine auto|kvm|bochs] [--model PATH] [--policy FILE] [--agents a,b,c] [--audit-out FILE]
+  run [--engine auto|kvm|tcg|bochs] [--model PATH] [--policy FILE] [--agents a,b,c] [--audit-out FILE]
                           the main job: setup, build, boot the agents under the gate (Bochs, or QEMU/KVM
                           with nested VT-x), stream each decision, verify the audit chain, print a table
   test                    every test: setup, host unit tests, clippy, emulator boot tests; ends with `N passed, M failed`

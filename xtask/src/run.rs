@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::emulator::{self, Emulator, Expect, RunConfig};
 use crate::gate_scenario::{ModelChoice, Scenario};
 use crate::image::{self, Module};
+use crate::test::svm;
 use crate::Options;
 
 /// `qemu [--cmdline STR] [--timeout SECS] [--kvm]`: passes on status=ok, or no-vtx under TCG.
@@ -54,9 +55,12 @@ pub fn bochs_command(args: &[String]) -> Result<(), String> {
 /// Which machine runs the hypervisor in `run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
-    /// KVM when `qemu/kvm-nested.sh --check` passes, else Bochs.
+    /// KVM when `qemu/kvm-nested.sh --check` passes, else QEMU TCG (AMD SVM emulated) with the
+    /// real SmolLM2 when QEMU is installed, else Bochs.
     Auto,
     Kvm,
+    /// QEMU TCG, `-cpu max`: AMD SVM with nested paging, no VT-x (the hypervisor's SVM backend).
+    Tcg,
     Bochs,
 }
 
@@ -86,10 +90,11 @@ impl RunOptions {
         let engine = match options.value("--engine").unwrap_or("auto") {
             "auto" => Engine::Auto,
             "kvm" => Engine::Kvm,
+            "tcg" => Engine::Tcg,
             "bochs" => Engine::Bochs,
             other => {
                 return Err(format!(
-                    "--engine expects auto, kvm or bochs, got `{other}`"
+                    "--engine expects auto, kvm, tcg or bochs, got `{other}`"
                 ))
             }
         };
@@ -148,35 +153,57 @@ fn choose_engine(engine: Engine) -> (Engine, String) {
     match engine {
         Engine::Bochs => (Engine::Bochs, "Bochs (asked for; VT-x emulated)".into()),
         Engine::Kvm => (Engine::Kvm, "QEMU/KVM with nested VT-x (asked for)".into()),
+        Engine::Tcg => (Engine::Tcg, format!("{} (asked for)", svm::TCG_ENGINE)),
         Engine::Auto => match crate::kvm_nested::check() {
             Ok(why) => (
                 Engine::Kvm,
                 format!("QEMU/KVM with nested VT-x (auto: {why})"),
             ),
-            Err(unusable) => (
-                Engine::Bochs,
-                format!(
-                    "Bochs, VT-x emulated (auto: KVM not usable, {} exit {}: {})",
+            Err(unusable) => {
+                let why = format!(
+                    "KVM not usable, {} exit {}: {}",
                     crate::kvm_nested::SCRIPT,
                     unusable.code,
-                    unusable.message.trim_start_matches("kvm-nested: ")
-                ),
-            ),
+                    unusable.message.trim_start_matches("kvm-nested: ").trim()
+                );
+                if crate::have_program("qemu-system-x86_64") {
+                    (Engine::Tcg, format!("{} (auto: {why})", svm::TCG_ENGINE))
+                } else {
+                    (
+                        Engine::Bochs,
+                        format!("Bochs, VT-x emulated (auto: {why}; no qemu-system-x86_64)"),
+                    )
+                }
+            }
         },
     }
 }
 
 /// `run`: the main job. Setup, build, then boot the hypervisor with the agents, a model, a policy
-/// and an fs tar as boot modules, under Bochs (VT-x emulated) or QEMU/KVM with nested VT-x; stream
-/// the serial log (VMX bring-up, each guest's console, one AUDIT line per decision), then check the
-/// verdicts and complete mediation, verify the audit chain on the host, print a table per guest, and
-/// fail if anything failed. Under Bochs the default model is the tiny synthetic one (a real model is
-/// far too slow there), and the run says so.
+/// and an fs tar as boot modules, under QEMU/KVM with nested VT-x, QEMU TCG (AMD SVM emulated: the
+/// SVM backend) or Bochs (VT-x emulated); stream the serial log (bring-up, each guest's console, one
+/// AUDIT line per decision), then check the verdicts and complete mediation, verify the audit chain
+/// on the host, print a table per guest, and fail if anything failed. Under TCG the default model is
+/// the real SmolLM2-135M with policies/smollm2-tcg.toml, and every example agent's gated call must
+/// get its verdict; under Bochs the tiny synthetic one (a real model is far too slow there). The run
+/// names the engine and the model at the start.
 pub fn run_command(args: &[String]) -> Result<(), String> {
     let options = RunOptions::parse(args, &crate::agent::agent_names()?)?;
     let (engine, why) = choose_engine(options.engine);
     println!("xtask: engine {why}");
     let (model, policy) = match engine {
+        Engine::Tcg => (
+            ModelChoice::File(
+                options
+                    .model
+                    .clone()
+                    .unwrap_or_else(|| crate::setup::models_dir().join(svm::SMOLLM2)),
+            ),
+            options
+                .policy
+                .clone()
+                .unwrap_or_else(|| crate::workspace_root().join(svm::TCG_POLICY)),
+        ),
         Engine::Kvm => (
             ModelChoice::File(
                 options
@@ -209,6 +236,13 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
              and Bochs has 512 MiB of memory",
             path.display()
         ),
+        (ModelChoice::File(path), Engine::Tcg) => println!(
+            "xtask: model: {} inside the hypervisor under QEMU TCG (about a second a token: \
+             expect minutes of setup, then 20 s to 2 minutes a gated tool call). Note: the verdicts are this model's (SmolLM2-135M \
+             judges near chance, docs/evaluation.md), not the 1.5B verdict model's, which is far \
+             too slow under TCG",
+            path.display()
+        ),
         (ModelChoice::File(path), _) => println!("xtask: model: {}", path.display()),
     }
     println!(
@@ -230,7 +264,14 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
         model,
         policy,
     };
-    if !scenario.default_policy() {
+    let default_tcg_policy = svm::is_tcg_policy(&scenario.policy);
+    if engine == Engine::Tcg && default_tcg_policy {
+        println!(
+            "xtask: checks: complete mediation, the audit chain, the logits digest, and a verdict \
+             of the model for each example agent's gated call (the verdicts themselves are the \
+             model's)"
+        );
+    } else if !scenario.default_policy() {
         println!(
             "xtask: the expected verdicts are written for {}: with this policy only complete \
              mediation, the audit chain and the logits digest are checked",
@@ -242,7 +283,10 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
     let elf = image::build_hypervisor()?;
     let name = "run";
     let prepared = crate::gate_scenario::prepare(&scenario, &elf, name)?;
-    let timeout = Duration::from_secs(scenario.timeout_s());
+    let timeout = Duration::from_secs(match engine {
+        Engine::Tcg => svm::tcg_timeout_s(&scenario),
+        _ => scenario.timeout_s(),
+    });
     let (log, run_dir, boot_failure) = match engine {
         Engine::Kvm => {
             // Untested here: no machine of this project has KVM with nested VT-x.
@@ -263,16 +307,20 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
         _ => {
             let markers = scenario.markers();
             let markers: Vec<&str> = markers.iter().map(String::as_str).collect();
+            let (emulator, label) = match engine {
+                Engine::Tcg => (Emulator::qemu_tcg(), "QEMU TCG"),
+                _ => (Emulator::bochs(), "Bochs"),
+            };
             let report = emulator::run(&RunConfig {
                 name: name.to_string(),
-                emulator: Emulator::bochs(),
+                emulator,
                 iso: prepared.iso.clone(),
                 timeout,
                 expect: Expect::all(&markers),
                 stream: true,
             })?;
             println!(
-                "xtask: Bochs {} after {:.1} s: {}",
+                "xtask: {label} {} after {:.1} s: {}",
                 if report.passed { "passed" } else { "FAILED" },
                 report.elapsed.as_secs_f64(),
                 report.reason
@@ -289,6 +337,23 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
         options.audit_out.as_deref(),
     );
     verdict.failures.splice(0..0, boot_failure);
+    if let (Engine::Tcg, ModelChoice::File(path), true) =
+        (engine, &scenario.model, default_tcg_policy)
+    {
+        // With policies/smollm2-tcg.toml every example agent makes a tool call that the tiers let
+        // through to the gate: each must get a verdict of the real model, and every record names
+        // the model by its digest.
+        let digest = prepared.file_digest(path)?;
+        let gated: Vec<String> = scenario
+            .agents
+            .iter()
+            .filter(|a| svm::TCG_GATED_AGENTS.contains(&a.as_str()))
+            .cloned()
+            .collect();
+        verdict
+            .failures
+            .extend(svm::check_real_verdicts(&log, &gated, &digest));
+    }
     println!();
     print!("{}", crate::gate_scenario::table(&verdict.guests));
     if let Some(file) = &verdict.audit_file {
@@ -422,7 +487,7 @@ mod tests {
         for (args, message) in [
             (
                 &["--engine", "vmware"][..],
-                "--engine expects auto, kvm or bochs, got `vmware`",
+                "--engine expects auto, kvm, tcg or bochs, got `vmware`",
             ),
             (
                 &["--agents", "benign,,mmio"],
@@ -453,5 +518,8 @@ mod tests {
     fn forced_engines_need_no_check() {
         assert_eq!(choose_engine(Engine::Bochs).0, Engine::Bochs);
         assert_eq!(choose_engine(Engine::Kvm).0, Engine::Kvm);
+        assert_eq!(choose_engine(Engine::Tcg).0, Engine::Tcg);
+        assert!(choose_engine(Engine::Tcg).1.contains("SVM"));
+        assert_eq!(parse(&["--engine", "tcg"]).unwrap().engine, Engine::Tcg);
     }
 }

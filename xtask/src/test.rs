@@ -11,7 +11,7 @@ use crate::{cargo, gate_scenario, run_status, setup};
 #[path = "test_bridge.rs"]
 mod bridge;
 #[path = "test_svm.rs"]
-mod svm;
+pub(crate) mod svm;
 
 /// Lines of serial log shown for a failed emulator test.
 const TAIL_LINES: usize = 40;
@@ -205,6 +205,7 @@ pub fn command(args: &[String]) -> Result<(), String> {
     let gate_test = summary.selected("bochs-gate");
     let gate_test = gate_test || summary.selected("bochs-bridge");
     let gate_test = gate_test || summary.selected("qemu-svm-gate");
+    let gate_test = gate_test || summary.selected("qemu-svm-smollm2");
     if (!tests.is_empty() || gate_test) && !summary.selected("build-image") {
         summary.filters.push("build-image".into());
     }
@@ -225,6 +226,9 @@ pub fn command(args: &[String]) -> Result<(), String> {
     }
     timed(&mut summary, "qemu-svm-gate", || {
         svm::svm_gate_boot_test(elf.as_ref().ok_or("the hypervisor image did not build")?)
+    });
+    timed(&mut summary, "qemu-svm-smollm2", || {
+        svm::svm_smollm2_boot_test(elf.as_ref().ok_or("the hypervisor image did not build")?)
     });
     timed(&mut summary, "bochs-gate", || {
         gate_boot_test(elf.as_ref().ok_or("the hypervisor image did not build")?)

@@ -235,6 +235,10 @@ fn dot_checked(
     isa: Isa,
 ) -> f32 {
     let nb = row_len / ty.block_size();
+    #[cfg(all(target_arch = "x86_64", not(target_feature = "sse2")))]
+    if let Some(v) = super::exact_scalar(ty, w, acts, t, nb) {
+        return v;
+    }
     macro_rules! go {
         ($f:ident, $a:expr, $per:expr) => {{
             let a = &$a[t * $per..(t + 1) * $per];

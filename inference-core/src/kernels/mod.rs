@@ -12,6 +12,9 @@ mod avx2_f32;
 mod avx2_ktile;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod avx2_tile;
+// The soft-float bare-metal build's exact kernels (compiled on every x86_64 host for the tests).
+#[cfg(all(target_arch = "x86_64", any(test, not(target_feature = "sse2"))))]
+mod exact_asm;
 mod matmul;
 pub mod scalar;
 
@@ -62,7 +65,7 @@ impl Isa {
     }
 }
 
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[cfg(target_arch = "x86_64")]
 fn cpu_has_avx2_fma() -> bool {
     use core::arch::x86_64::__cpuid_count;
     let max_leaf = __cpuid_count(0, 0).eax;
@@ -165,6 +168,71 @@ impl VecF32 {
     }
 }
 
+/// On the soft-float bare-metal build: the scalar result for Q4_1 and Q8_0 rows computed by the
+/// exact `asm!` kernels (bit-identical to [`scalar`]), when the CPU has AVX2 and F16C; None for
+/// other types, a CPU without them, or activations too short for `token`.
+#[cfg(all(target_arch = "x86_64", not(target_feature = "sse2")))]
+#[inline]
+pub(crate) fn exact_scalar(
+    ty: GgmlType,
+    w: &[u8],
+    acts: &QuantizedActs,
+    token: usize,
+    nb: usize,
+) -> Option<f32> {
+    if !exact_asm::available() {
+        return None;
+    }
+    match (ty, acts) {
+        (GgmlType::Q4_1, QuantizedActs::Q8_1(a)) => {
+            let a = a.get(token * nb..(token + 1) * nb)?;
+            // SAFETY: available() returned true (AVX2, F16C and YMM state enabled).
+            Some(f32::from_bits(unsafe { exact_asm::dot_q4_1_q8_1(w, a) }))
+        }
+        (GgmlType::Q8_0, QuantizedActs::Q8_0(a)) => {
+            let a = a.get(token * nb..(token + 1) * nb)?;
+            // SAFETY: as above.
+            Some(f32::from_bits(unsafe { exact_asm::dot_q8_0_q8_0(w, a) }))
+        }
+        _ => None,
+    }
+}
+
+/// On the soft-float bare-metal build: [`crate::model::ops::dot`] of equal-length slices by the
+/// exact `asm!` kernel (bit-identical), when the CPU has AVX2; None otherwise.
+#[cfg(all(target_arch = "x86_64", not(target_feature = "sse2")))]
+#[inline]
+pub(crate) fn exact_dot_f32(a: &[f32], b: &[f32]) -> Option<f32> {
+    if a.len() != b.len() || !exact_asm::available() {
+        return None;
+    }
+    // SAFETY: available() returned true.
+    let mut sum = f32::from_bits(unsafe { exact_asm::dot_f32_lanes(a, b) });
+    let n8 = a.len() / 8 * 8;
+    for (x, y) in a[n8..].iter().zip(&b[n8..]) {
+        sum += x * y;
+    }
+    Some(sum)
+}
+
+/// On the soft-float bare-metal build: [`crate::model::ops::axpy`] by the exact `asm!` kernel
+/// (bit-identical), when the CPU has AVX2; false (nothing done) otherwise.
+#[cfg(all(target_arch = "x86_64", not(target_feature = "sse2")))]
+#[inline]
+pub(crate) fn exact_axpy_f32(y: &mut [f32], a: f32, x: &[f32]) -> bool {
+    if !exact_asm::available() {
+        return false;
+    }
+    // SAFETY: available() returned true.
+    unsafe { exact_asm::axpy_f32_lanes(y, a.to_bits(), x) };
+    let n = y.len().min(x.len());
+    let n8 = n / 8 * 8;
+    for (yv, &xv) in y[n8..n].iter_mut().zip(&x[n8..n]) {
+        *yv += a * xv;
+    }
+    true
+}
+
 /// Dot product of one weight row (`w`, type `ty`) with token `token` of `acts`, where each
 /// token row has `row_len` elements. Returns None when the types or lengths do not match.
 pub fn dot_row(
@@ -180,6 +248,10 @@ pub fn dot_row(
         return None;
     }
     let isa = isa.clamp_to_cpu();
+    #[cfg(all(target_arch = "x86_64", not(target_feature = "sse2")))]
+    if let Some(v) = exact_scalar(ty, w, acts, token, nb) {
+        return Some(v);
+    }
     macro_rules! pick {
         ($f:ident, $blocks:expr, $per_row:expr) => {{
             let a = $blocks.get(token * $per_row..(token + 1) * $per_row)?;

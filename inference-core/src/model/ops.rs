@@ -120,6 +120,10 @@ pub fn softcap(x: &mut [f32], cap: f32) {
 /// Dot product of two f32 slices.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    #[cfg(all(target_arch = "x86_64", not(target_feature = "sse2")))]
+    if let Some(sum) = crate::kernels::exact_dot_f32(a, b) {
+        return sum;
+    }
     // Eight independent lanes (chunks without bounds checks) let the compiler vectorise.
     let mut acc = [0.0f32; 8];
     let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
@@ -139,6 +143,10 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `y += a * x`.
 #[inline]
 pub fn axpy(y: &mut [f32], a: f32, x: &[f32]) {
+    #[cfg(all(target_arch = "x86_64", not(target_feature = "sse2")))]
+    if crate::kernels::exact_axpy_f32(y, a, x) {
+        return;
+    }
     for (yv, &xv) in y.iter_mut().zip(x) {
         *yv += a * xv;
     }
