@@ -3,7 +3,7 @@
 use crate::args::Args;
 use crate::json;
 use crate::model_file::ModelFile;
-use inference_core::model::{KvCache, LogitsRequest, Model};
+use inference_core::model::{Arithmetic, KvCache, LogitsRequest, Model};
 use std::io::Write;
 
 /// The prompt's token ids (special tokens parsed, BOS as the model asks), refusing an empty prompt
@@ -50,12 +50,28 @@ pub fn tokenize(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// `probevisor logits --model PATH [--top K] [--raw-out FILE] [--threads N] [--isa scalar|avx2] TEXT`
+/// The `--arith` option: `native` (default) or `llamacpp` (llama.cpp-compatible, slower).
+fn arith_option(v: Option<&str>) -> Result<Arithmetic, String> {
+    v.map_or(Ok(Arithmetic::Native), |s| {
+        Arithmetic::from_name(s).ok_or_else(|| format!("--arith: '{s}' is not native or llamacpp"))
+    })
+}
+
+/// `probevisor logits --model PATH [--top K] [--raw-out FILE] [--threads N] [--isa scalar|avx2]
+/// [--arith native|llamacpp] TEXT`
 pub fn logits(args: &[String]) -> Result<(), String> {
     let a = Args::parse(
         args,
-        &["--model", "--top", "--raw-out", "--threads", "--isa"],
+        &[
+            "--model",
+            "--top",
+            "--raw-out",
+            "--threads",
+            "--isa",
+            "--arith",
+        ],
     )?;
+    let arith = arith_option(a.get("--arith"))?;
     let path = a.require("--model")?;
     let top_k: usize = a.number("--top", 10)?;
     let threads: usize = a.number("--threads", 0)?;
@@ -67,6 +83,7 @@ pub fn logits(args: &[String]) -> Result<(), String> {
         Some("avx2") => model.set_isa(inference_core::kernels::Isa::Avx2),
         Some(other) => return Err(format!("--isa: '{other}' is not scalar or avx2")),
     }
+    model.set_arithmetic(arith);
     let tokens = prompt_tokens(&model, &a.text(), 0)?;
     let mut cache = KvCache::new(&model, tokens.len());
     let logits = model
@@ -164,7 +181,62 @@ pub fn generate(args: &[String]) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::top_indices;
+    use super::{arith_option, top_indices};
+    use inference_core::model::{Arithmetic, KvCache, LogitsRequest, Model};
+
+    #[test]
+    fn arith_option_parses_both_modes_and_refuses_others() {
+        assert_eq!(arith_option(None), Ok(Arithmetic::Native));
+        assert_eq!(arith_option(Some("native")), Ok(Arithmetic::Native));
+        assert_eq!(
+            arith_option(Some("llamacpp")),
+            Ok(Arithmetic::LlamaCppCompat)
+        );
+        assert!(arith_option(Some("fast")).unwrap_err().contains("'fast'"));
+    }
+
+    /// `--arith llamacpp` runs the compat mode end to end: the same prompt gives close but not
+    /// identical logits on the synthetic model.
+    #[test]
+    fn logits_in_both_modes_on_the_synthetic_model() {
+        let bytes = inference_core::synthetic::tiny_llama_gguf(7);
+        let path =
+            std::env::temp_dir().join(format!("probevisor-arith-{}.gguf", std::process::id()));
+        std::fs::write(&path, &bytes).unwrap();
+        let p = path.to_str().unwrap().to_string();
+        for mode in ["native", "llamacpp"] {
+            let args: Vec<String> = ["--model", &p, "--arith", mode, "--top", "3", "hello world"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            super::logits(&args).unwrap_or_else(|e| panic!("{mode}: {e}"));
+        }
+        let bad: Vec<String> = ["--model", &p, "--arith", "x", "hi"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert!(super::logits(&bad).is_err());
+        let mut model = Model::load(&bytes).unwrap();
+        let toks = model.tokenizer().encode("hello world", true, true);
+        let run = |m: &mut Model<'_>, a| {
+            m.set_arithmetic(a);
+            let mut cache = KvCache::new(m, toks.len());
+            m.forward(&mut cache, &toks, LogitsRequest::Last).unwrap()
+        };
+        let (n, c) = (
+            run(&mut model, Arithmetic::Native),
+            run(&mut model, Arithmetic::LlamaCppCompat),
+        );
+        assert_ne!(n, c);
+        let diff = n
+            .iter()
+            .zip(&c)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        let scale = n.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+        assert!(diff < 0.05 * scale.max(1.0), "diff {diff} scale {scale}");
+        let _ = std::fs::remove_file(&path);
+    }
 
     #[test]
     fn top_indices_are_the_largest_in_order() {

@@ -15,8 +15,9 @@ mod synth_cmd;
 const USAGE: &str = "usage: probevisor <command> [options]
 commands:
   tokenize --model PATH TEXT                       token ids of TEXT
-  logits   --model PATH [--top K] [--raw-out FILE] [--threads N] [--isa scalar|avx2] TEXT
-                                                   next-token logits after TEXT
+  logits   --model PATH [--top K] [--raw-out FILE] [--threads N] [--isa scalar|avx2]
+           [--arith native|llamacpp] TEXT          next-token logits after TEXT (llamacpp: a slower
+                                                   copy of llama.cpp's CPU arithmetic)
   synth-model OUT [--seed N] | blake3 FILE         tiny test model; blake3 of a file
   generate --model PATH [-n N] [--threads N] TEXT  greedy continuation of TEXT
   probe | eval | audit ...                         ProbeLogits commands (see `probevisor probe --help`)

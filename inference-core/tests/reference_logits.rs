@@ -1,10 +1,15 @@
 //! Next-token logits against llama.cpp's (/work/shared/reference): same token ids, same top-1,
 //! at least 18 of llama.cpp's top 20 in ours, cosine similarity of the full vectors of at least 0.999.
-//! Prints the numbers per prompt (`cargo test -p inference-core --test reference_logits -- --nocapture`).
+//! Prints the numbers per prompt (`cargo test -p inference-core --release --test reference_logits -- --nocapture`).
+//!
+//! Each model runs twice: in the default `Arithmetic::Native` mode (where `KNOWN_GAPS` documents the
+//! ill-conditioned prompts that miss the strict bar) and in `Arithmetic::LlamaCppCompat`, a copy of
+//! llama.cpp's CPU arithmetic, which must meet the strict bar on every prompt (`COMPAT_GAPS` lists
+//! what it does not reach). See docs/numerics.md.
 
 mod common;
 
-use inference_core::model::{KvCache, LogitsRequest, Model};
+use inference_core::model::{Arithmetic, KvCache, LogitsRequest, Model};
 use inference_core::parallel::ThreadPool;
 
 const MIN_COSINE: f64 = 0.999;
@@ -23,6 +28,9 @@ const KNOWN_GAPS: &[(&str, &str, f64)] = &[
     ("gemma3", "plain_capital", 0.99),
     ("gemma3", "numbers_ws", 0.999),
 ];
+
+/// Prompts the compat mode does not bring to the strict bar, with the bound they are held to.
+const COMPAT_GAPS: &[(&str, &str, f64)] = &[];
 
 fn read_tokens(path: &std::path::Path) -> Vec<u32> {
     std::fs::read_to_string(path)
@@ -62,13 +70,27 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
     ab / (aa.sqrt() * bb.sqrt())
 }
 
-/// Runs every reference prompt of `model_dir` through `file`; returns the failures.
-fn compare(file: &str, model_dir: &str) {
+/// The compat mode is scalar and 8-15x slower than native: in `cargo xtask test` it runs the prompts
+/// of SmolLM2 and Gemma 3 up to this many tokens (plain_capital, plain_story, numbers_ws, unicode_mix:
+/// the short, ill-conditioned ones; the longer chat and long_context prompts already meet the strict
+/// bar natively, and their compat cosines, measured once, are in docs/numerics.md).
+const COMPAT_MAX_TOKENS: usize = 64;
+/// Qwen2.5-Coder 1.5B runs only its prompts up to this many tokens in compat mode.
+const QWEN_COMPAT_MAX_TOKENS: usize = 16;
+
+/// Runs every reference prompt of `model_dir` (up to `max_tokens` tokens) through `file` in mode
+/// `arith`; panics with the failures.
+fn compare(file: &str, model_dir: &str, arith: Arithmetic, max_tokens: usize) {
     let Some(bytes) = common::read_model(file) else {
         return;
     };
     let mut model = Model::load(&bytes).unwrap_or_else(|e| panic!("{file}: {e}"));
     model.set_parallel(Box::new(ThreadPool::new(2)));
+    model.set_arithmetic(arith);
+    let (mode, gaps) = match arith {
+        Arithmetic::Native => ("native", KNOWN_GAPS),
+        Arithmetic::LlamaCppCompat => ("llamacpp", COMPAT_GAPS),
+    };
     let refdir = common::reference_dir();
     let mut names: Vec<String> = match std::fs::read_dir(refdir.join("prompts")) {
         Ok(entries) => entries
@@ -93,6 +115,10 @@ fn compare(file: &str, model_dir: &str) {
         let text =
             std::fs::read_to_string(refdir.join("prompts").join(format!("{name}.txt"))).unwrap();
         let want_tokens = read_tokens(&refdir.join(model_dir).join(format!("{name}.tokens")));
+        if want_tokens.len() > max_tokens {
+            println!("[{mode}] {model_dir}/{name}: {} tokens, not run in this mode", want_tokens.len());
+            continue;
+        }
         let want = read_f32(&refdir.join(model_dir).join(format!("{name}.f32")));
         let tokens = model.tokenizer().encode(&text, true, true);
         if tokens != want_tokens {
@@ -118,15 +144,16 @@ fn compare(file: &str, model_dir: &str) {
             .zip(&want)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
+        let differ = got.iter().zip(&want).filter(|(a, b)| a != b).count();
         println!(
-            "{model_dir}/{name}: {} tokens, top1 ours {} theirs {}, top20 overlap {overlap}/20, cosine {cos:.6}, \
-             max |diff| {max_abs:.3}, {:.0} ms",
+            "[{mode}] {model_dir}/{name}: {} tokens, top1 ours {} theirs {}, top20 overlap {overlap}/20, cosine {cos:.6}, \
+             max |diff| {max_abs:.3}, {differ} logits differ, {:.0} ms",
             want_tokens.len(),
             ours[0],
             theirs[0],
             elapsed.as_secs_f64() * 1e3
         );
-        let gap = KNOWN_GAPS
+        let gap = gaps
             .iter()
             .find(|(m, p, _)| *m == model_dir && p == name);
         let min_cos = gap.map_or(MIN_COSINE, |g| g.2);
@@ -149,7 +176,7 @@ fn compare(file: &str, model_dir: &str) {
     }
     assert!(
         failures.is_empty(),
-        "{model_dir}: {} failures:\n{}",
+        "[{mode}] {model_dir}: {} failures:\n{}",
         failures.len(),
         failures.join("\n")
     );
@@ -157,15 +184,35 @@ fn compare(file: &str, model_dir: &str) {
 
 #[test]
 fn smollm2_matches_llama_cpp() {
-    compare(common::SMOLLM2, "smollm2");
+    compare(common::SMOLLM2, "smollm2", Arithmetic::Native, usize::MAX);
 }
 
 #[test]
 fn gemma3_matches_llama_cpp() {
-    compare(common::GEMMA3, "gemma3");
+    compare(common::GEMMA3, "gemma3", Arithmetic::Native, usize::MAX);
 }
 
 #[test]
 fn qwen25coder_matches_llama_cpp() {
-    compare(common::QWEN25CODER, "qwen25coder");
+    compare(common::QWEN25CODER, "qwen25coder", Arithmetic::Native, usize::MAX);
+}
+
+#[test]
+fn smollm2_compat_matches_llama_cpp_strictly() {
+    compare(common::SMOLLM2, "smollm2", Arithmetic::LlamaCppCompat, COMPAT_MAX_TOKENS);
+}
+
+#[test]
+fn gemma3_compat_matches_llama_cpp_strictly() {
+    compare(common::GEMMA3, "gemma3", Arithmetic::LlamaCppCompat, COMPAT_MAX_TOKENS);
+}
+
+#[test]
+fn qwen25coder_compat_matches_llama_cpp_strictly() {
+    compare(
+        common::QWEN25CODER,
+        "qwen25coder",
+        Arithmetic::LlamaCppCompat,
+        QWEN_COMPAT_MAX_TOKENS,
+    );
 }

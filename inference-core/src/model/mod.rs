@@ -2,12 +2,14 @@
 //! GGUF bytes with a copy-free forkable KV cache.
 
 mod cache;
+mod compat;
 mod config;
 mod forward;
 pub(crate) mod ops;
 mod weights;
 
 pub use cache::{Checkpoint, KvCache};
+pub use compat::Arithmetic;
 pub use config::{Arch, Config, LayerAttention};
 pub use weights::{LayerWeights, Linear, Weights};
 
@@ -117,6 +119,7 @@ pub struct Model<'a> {
     /// One RoPE table per layer.
     ropes: Vec<Rope>,
     isa: Isa,
+    arith: Arithmetic,
     par: Box<dyn Parallel + Send + 'a>,
 }
 
@@ -144,6 +147,7 @@ impl<'a> Model<'a> {
             tokenizer,
             ropes,
             isa: Isa::detect(),
+            arith: Arithmetic::Native,
             par: Box::new(Sequential),
         })
     }
@@ -168,6 +172,16 @@ impl<'a> Model<'a> {
     /// Forces an instruction set (clamped to what the CPU supports); for tests and benchmarks.
     pub fn set_isa(&mut self, isa: Isa) {
         self.isa = isa.clamp_to_cpu();
+    }
+
+    /// Selects the arithmetic of later `forward` calls (default [`Arithmetic::Native`]). A KV
+    /// cache should be filled and extended in one mode: the modes' K/V rows differ slightly.
+    pub fn set_arithmetic(&mut self, arith: Arithmetic) {
+        self.arith = arith;
+    }
+
+    pub fn arithmetic(&self) -> Arithmetic {
+        self.arith
     }
 
     /// Evaluates `tokens` after the positions already in `cache`, appends them to it and returns the
@@ -201,7 +215,10 @@ impl<'a> Model<'a> {
             }
         }
         let start = cache.checkpoint();
-        let result = forward::run(self, cache, tokens, req);
+        let result = match self.arith {
+            Arithmetic::Native => forward::run(self, cache, tokens, req),
+            Arithmetic::LlamaCppCompat => compat::run(self, cache, tokens, req),
+        };
         if result.is_err() {
             cache.rollback_uncommitted();
             // Chunks committed before the failure are dropped too.
