@@ -113,20 +113,11 @@ fn linear(
     Ok(())
 }
 
-/// Runs one chunk through every layer, appends its K/V to `cache` and returns its hidden states.
-/// With `last_only`, the returned hidden states are the last token's only (the final layer skips
-/// the other rows after caching their keys and values).
-fn run_chunk(
-    model: &Model<'_>,
-    cache: &mut KvCache,
-    tokens: &[u32],
-    last_only: bool,
-) -> Result<Vec<f32>, ModelError> {
-    let c = &model.config;
-    let w = &model.weights;
-    let (n, d) = (tokens.len(), c.n_embd);
-    let start = cache.len();
-    let mut x = vec![0.0f32; n * d];
+/// The input embeddings of `tokens` (row per token; Gemma 3 scales them by sqrt(n_embd)).
+pub(super) fn embed_tokens(model: &Model<'_>, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
+    let (c, w) = (&model.config, &model.weights);
+    let d = c.n_embd;
+    let mut x = vec![0.0f32; tokens.len() * d];
     for (row, &id) in x.chunks_exact_mut(d).zip(tokens) {
         let bytes = w
             .token_embd
@@ -142,6 +133,23 @@ fn run_chunk(
             row.iter_mut().for_each(|v| *v *= s);
         }
     }
+    Ok(x)
+}
+
+/// Runs one chunk through every layer, appends its K/V to `cache` and returns its hidden states.
+/// With `last_only`, the returned hidden states are the last token's only (the final layer skips
+/// the other rows after caching their keys and values).
+fn run_chunk(
+    model: &Model<'_>,
+    cache: &mut KvCache,
+    tokens: &[u32],
+    last_only: bool,
+) -> Result<Vec<f32>, ModelError> {
+    let c = &model.config;
+    let w = &model.weights;
+    let (n, d) = (tokens.len(), c.n_embd);
+    let start = cache.len();
+    let mut x = embed_tokens(model, tokens)?;
     let (q_w, k_w, v_w) = (
         c.n_head * c.head_dim,
         c.n_head_kv * c.head_dim,

@@ -117,22 +117,7 @@ fn run_chunk(
     let w = &model.weights;
     let (n, d) = (tokens.len(), c.n_embd);
     let start = cache.len();
-    let mut x = vec![0.0f32; n * d];
-    for (row, &id) in x.chunks_exact_mut(d).zip(tokens) {
-        let bytes = w
-            .token_embd
-            .row(id as usize)
-            .ok_or(ModelError::BadTokenId {
-                id,
-                n_vocab: c.n_vocab,
-            })?;
-        crate::quant::dequantize_row(w.token_embd.ty, bytes, row)
-            .map_err(|e| ModelError::Quant(format!("token_embd: {e}")))?;
-        if c.arch == Arch::Gemma3 {
-            let s = libm::sqrtf(d as f32);
-            row.iter_mut().for_each(|v| *v *= s);
-        }
-    }
+    let mut x = super::super::forward::embed_tokens(model, tokens)?;
     let hd = c.head_dim;
     let (q_w, k_w) = (c.n_head * hd, c.n_head_kv * hd);
     let neox = c.arch.rope_neox();
