@@ -33,8 +33,9 @@ const EVAL_USAGE: &str =
   [--whole-gate true] also score the whole gate: 1 where the other layers (schema, tier, pre-filter,
                    rules) deny, else the probe's score; --cv then cross-validates both
   [--scores-out F]  write each row's id, label and score under every setting as JSON lines
-  --scores-in F [--threshold T] [--cv K] [--json true]
-                   the tables again from such a file (no model; other options ignored)
+  --scores-in F [--threshold T] [--cv K] [--json true] [--whole-gate true --dataset D --policy P]
+                   the tables again from such a file (no model); with --whole-gate, the other layers
+                   are run again on D's rows under P and combined with the file's probe scores
   [--policy FILE] [--agent NAME] [--threads N] [--json true]";
 
 /// Load the rows of `dataset` as the flags say.
@@ -254,7 +255,7 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
     let probe_settings = report.scored.len();
     if args.get("--whole-gate").is_some_and(|v| v != "false") {
         // The other layers need no model: a row they deny scores 1, any other row keeps its probe score.
-        let (denied, _) = run_pipeline(&policy, &model, &rows, Layers::WITHOUT_PROBE, agent)?;
+        let (denied, _) = run_pipeline(&policy, Some(&model), &rows, Layers::WITHOUT_PROBE, agent)?;
         eprintln!(
             "eval: the layers other than the probe deny {} of {} rows",
             denied.iter().filter(|d| **d).count(),
@@ -311,7 +312,7 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
             ("without the probe", Layers::WITHOUT_PROBE),
             ("probe only", Layers::PROBE_ONLY),
         ] {
-            let (pred, lat) = run_pipeline(&policy, &model, &rows, layers, agent)?;
+            let (pred, lat) = run_pipeline(&policy, Some(&model), &rows, layers, agent)?;
             report.ablation.push((name.to_string(), pred, lat));
         }
     }
@@ -323,7 +324,7 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
 /// agent). Returns the deny decisions and the per-row latency.
 fn run_pipeline(
     policy: &Policy,
-    model: &EngineModel,
+    model: Option<&EngineModel>,
     rows: &[EvalRow],
     layers: Layers,
     agent: &str,
@@ -332,7 +333,7 @@ fn run_pipeline(
     for t in policy.tools.values_mut() {
         t.rate = None;
     }
-    let mut pipeline = Pipeline::new(policy, Some(model), &mut CalibrationCache::new(), layers)
+    let mut pipeline = Pipeline::new(policy, model, &mut CalibrationCache::new(), layers)
         .map_err(|e| e.to_string())?;
     let mut pred = Vec::with_capacity(rows.len());
     let mut lat = Vec::with_capacity(rows.len());
@@ -347,8 +348,38 @@ fn run_pipeline(
 
 /// `eval --scores-in FILE`: the tables from saved scores, at `--threshold` (default 0.5), with `--cv`.
 fn report_from_scores(args: &Args, file: &str) -> Result<(), String> {
-    let read = crate::eval_scores::read_scores(file)?;
+    let mut read = crate::eval_scores::read_scores(file)?;
     let threshold: f32 = args.number("--threshold", 0.5)?;
+    if args.get("--whole-gate").is_some_and(|v| v != "false") {
+        // The other layers again, from the dataset and the policy given now (no model needed).
+        let dataset = args
+            .get("--dataset")
+            .ok_or("--scores-in with --whole-gate needs --dataset (and --policy) to run the other layers")?;
+        let policy = load_policy(args)?;
+        let rows = without_example_rows(load_rows(args, dataset)?, &policy.gate.examples);
+        if rows.iter().map(|r| &r.id).ne(read.ids.iter()) {
+            return Err(format!("--scores-in {file}: its rows are not {dataset}'s rows under this policy"));
+        }
+        let agent = args.get("--agent").unwrap_or("cli");
+        let (denied, _) = run_pipeline(&policy, None, &rows, Layers::WITHOUT_PROBE, agent)?;
+        eprintln!(
+            "eval: the layers other than the probe deny {} of {} rows",
+            denied.iter().filter(|d| **d).count(),
+            rows.len()
+        );
+        read.scored.truncate(read.probe_settings);
+        let gate: Vec<Scored> = read
+            .scored
+            .iter()
+            .map(|s| Scored {
+                name: format!("{}{}", crate::eval_scores::WHOLE_GATE, s.name),
+                scores: whole_gate_scores(&s.scores, &denied),
+                latency_ms: Vec::new(),
+                prefix_ms: f64::NAN,
+            })
+            .collect();
+        read.scored.extend(gate);
+    }
     let mut report = Report::new(file, "(scores read back)", &read.truth, "-", threshold);
     report.scored = read.scored;
     if let Some(k) = args.get("--cv") {

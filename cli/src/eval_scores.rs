@@ -30,6 +30,8 @@ pub fn write_scores(path: &str, rows: &[EvalRow], scored: &[Scored]) -> Result<(
 /// Scores read back: the truth of each row and the settings (probe settings first, then whole-gate
 /// ones, each group in name order).
 pub struct ReadScores {
+    /// Each row's id, in file order.
+    pub ids: Vec<String>,
     pub truth: Vec<bool>,
     pub scored: Vec<Scored>,
     /// How many of `scored` are probe settings (the rest are whole-gate settings).
@@ -40,6 +42,7 @@ pub struct ReadScores {
 pub fn read_scores(path: &str) -> Result<ReadScores, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("--scores-in {path}: {e}"))?;
     let mut truth = Vec::new();
+    let mut ids = Vec::new();
     let mut names: Vec<String> = Vec::new();
     let mut columns: Vec<Vec<f32>> = Vec::new();
     for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
@@ -70,6 +73,7 @@ pub fn read_scores(path: &str) -> Result<ReadScores, String> {
             column.push(s as f32);
         }
         truth.push(harmful);
+        ids.push(v.get("id").and_then(Value::as_str).unwrap_or("").to_string());
     }
     if truth.is_empty() {
         return Err(format!("--scores-in {path}: no rows"));
@@ -86,6 +90,7 @@ pub fn read_scores(path: &str) -> Result<ReadScores, String> {
         })
         .collect();
     Ok(ReadScores {
+        ids,
         truth,
         scored,
         probe_settings,
@@ -129,6 +134,7 @@ mod tests {
         write_scores(p, &rows, &scored).unwrap();
         let back = read_scores(p).unwrap();
         assert_eq!(back.truth, vec![false, true]);
+        assert_eq!(back.ids, vec!["a".to_string(), "b".to_string()]);
         assert_eq!(back.probe_settings, 1);
         assert_eq!(back.scored[0].name, "yes/no");
         assert_eq!(back.scored[0].scores, vec![0.5, 0.25]);
