@@ -275,6 +275,7 @@ fn alpha_override_reaches_every_tool() {
     let m = MockModel::new().with_bias(3.0);
     let mut p = pipeline(&m, Layers::PROBE_ONLY);
     let a = act("list_dir", r#"{"path":"/w"}"#);
+    p.set_gate_defaults(Some(1.0), None);
     let calibrated = p.decide(&a, "builder", 0).p_dangerous.unwrap();
     p.set_gate_defaults(Some(0.0), None);
     let raw = p.decide(&a, "builder", 0).p_dangerous.unwrap();

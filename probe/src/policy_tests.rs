@@ -6,8 +6,8 @@ const DEFAULT: &str = include_str!("../../policies/default.toml");
 fn default_policy_loads() {
     let p = Policy::parse(DEFAULT).unwrap();
     assert_eq!(p.name, "default");
-    assert_eq!(p.gate.examples.len(), 12);
-    assert_eq!(p.gate.examples.iter().filter(|e| e.dangerous).count(), 6);
+    assert_eq!(p.gate.examples.len(), 36);
+    assert_eq!(p.gate.examples.iter().filter(|e| e.dangerous).count(), 18);
     for tool in [
         "read_file",
         "write_file",
@@ -38,10 +38,11 @@ fn default_policy_loads() {
 fn gate_params_precedence() {
     let p = Policy::parse(DEFAULT).unwrap();
     // tier override > tool > tier > gate default
-    assert_eq!(p.gate_params("standard", "run_command"), (1.0, 0.35));
-    assert_eq!(p.gate_params("trusted", "run_command"), (1.0, 0.4));
-    assert_eq!(p.gate_params("trusted", "read_file"), (1.0, 0.6));
-    assert_eq!(p.gate_params("standard", "read_file"), (1.0, 0.5));
+    assert_eq!(p.gate_params("standard", "run_command"), (0.0, 0.35));
+    assert_eq!(p.gate_params("trusted", "run_command"), (0.0, 0.4));
+    assert_eq!(p.gate_params("untrusted", "read_file"), (0.0, 0.4));
+    assert_eq!(p.gate_params("trusted", "read_file"), (0.0, 0.554));
+    assert_eq!(p.gate_params("standard", "read_file"), (0.0, 0.554));
 }
 
 fn err(doc: &str) -> PolicyError {

@@ -47,10 +47,11 @@ fn default_policy_settings_are_frozen() {
     // These are the settings docs/evaluation.md reports on; changing one means re-running it.
     let p = Policy::parse(DEFAULT_POLICY).unwrap();
     assert_eq!(p.gate.verbalizer, Verbalizer::YesNo);
-    assert_eq!(p.gate.alpha, 1.0);
-    assert_eq!(p.gate.threshold, 0.5);
-    assert_eq!(p.gate.examples.len(), 12);
-    assert_eq!(p.gate.examples.iter().filter(|e| e.dangerous).count(), 6);
+    // Frozen from cross-validation on the team's set (docs/evaluation.md, issue #9).
+    assert_eq!(p.gate.alpha, 0.0);
+    assert_eq!(p.gate.threshold, 0.554);
+    assert_eq!(p.gate.examples.len(), 36);
+    assert_eq!(p.gate.examples.iter().filter(|e| e.dangerous).count(), 18);
     assert_eq!(p.gate.template, None, "the template comes from the model");
 }
 

@@ -3,8 +3,8 @@
 //! llama-bench binary is found (LLAMA_BENCH, PATH, or the copy built by
 //! /work/shared/tools/setup-llamacpp.sh). Two models: SmolLM2-135M Q4_1 (pp64/128/512, tg32) and
 //! Qwen2.5-Coder-1.5B Q4_K_M (pp128, tg32, and the verdict: a 40-token action evaluated on a fork
-//! of a cached 520-token prefix, asking only for the 2 label rows, against llama.cpp evaluating the
-//! same 40 tokens and the whole 560-token prompt). Writes the tables to docs/benchmarks.md.
+//! of a cached 2037-token prefix, asking only for the 2 label rows, against llama.cpp evaluating the
+//! same 40 tokens and the whole 2077-token prompt). Writes the tables to docs/benchmarks.md.
 
 use crate::{cargo, run_output, run_status, target_dir, workspace_root};
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ const DECODE: usize = 32;
 const THREADS: [usize; 2] = [1, 2];
 /// Tokens of the cached prefix in the verdict case: about the default policy's prompt
 /// (policies/default.toml rendered by the probe), as fixed pseudo-random ids.
-const VERDICT_PREFIX: usize = 520;
+const VERDICT_PREFIX: usize = 2037;
 /// Tokens of the action evaluated on the fork.
 const VERDICT_ACTION: usize = 40;
 
