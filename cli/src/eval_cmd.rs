@@ -254,22 +254,7 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
     let agent = args.get("--agent").unwrap_or("cli");
     let probe_settings = report.scored.len();
     if args.get("--whole-gate").is_some_and(|v| v != "false") {
-        // The other layers need no model: a row they deny scores 1, any other row keeps its probe score.
-        let (denied, _) = run_pipeline(&policy, Some(&model), &rows, Layers::WITHOUT_PROBE, agent)?;
-        eprintln!(
-            "eval: the layers other than the probe deny {} of {} rows",
-            denied.iter().filter(|d| **d).count(),
-            rows.len()
-        );
-        let gate: Vec<Scored> = report.scored[..probe_settings]
-            .iter()
-            .map(|s| Scored {
-                name: format!("{}{}", crate::eval_scores::WHOLE_GATE, s.name),
-                scores: whole_gate_scores(&s.scores, &denied),
-                latency_ms: s.latency_ms.clone(),
-                prefix_ms: s.prefix_ms,
-            })
-            .collect();
+        let gate = whole_gate_settings(&policy, &rows, agent, &report.scored[..probe_settings])?;
         report.scored.extend(gate);
     }
     if let Some(out) = args.get("--scores-out") {
@@ -361,23 +346,8 @@ fn report_from_scores(args: &Args, file: &str) -> Result<(), String> {
             return Err(format!("--scores-in {file}: its rows are not {dataset}'s rows under this policy"));
         }
         let agent = args.get("--agent").unwrap_or("cli");
-        let (denied, _) = run_pipeline(&policy, None, &rows, Layers::WITHOUT_PROBE, agent)?;
-        eprintln!(
-            "eval: the layers other than the probe deny {} of {} rows",
-            denied.iter().filter(|d| **d).count(),
-            rows.len()
-        );
         read.scored.truncate(read.probe_settings);
-        let gate: Vec<Scored> = read
-            .scored
-            .iter()
-            .map(|s| Scored {
-                name: format!("{}{}", crate::eval_scores::WHOLE_GATE, s.name),
-                scores: whole_gate_scores(&s.scores, &denied),
-                latency_ms: Vec::new(),
-                prefix_ms: f64::NAN,
-            })
-            .collect();
+        let gate = whole_gate_settings(&policy, &rows, agent, &read.scored)?;
         read.scored.extend(gate);
     }
     let mut report = Report::new(file, "(scores read back)", &read.truth, "-", threshold);
@@ -415,6 +385,31 @@ fn add_cvs(
         report.add_cv(title, cv, frozen, from);
     }
     Ok(())
+}
+
+/// The whole-gate twin of each probe setting: the layers other than the probe (which need no model)
+/// run on every row; a row they deny scores 1, any other row keeps its probe score.
+fn whole_gate_settings(
+    policy: &Policy,
+    rows: &[EvalRow],
+    agent: &str,
+    probe: &[Scored],
+) -> Result<Vec<Scored>, String> {
+    let (denied, _) = run_pipeline(policy, None, rows, Layers::WITHOUT_PROBE, agent)?;
+    eprintln!(
+        "eval: the layers other than the probe deny {} of {} rows",
+        denied.iter().filter(|d| **d).count(),
+        rows.len()
+    );
+    Ok(probe
+        .iter()
+        .map(|s| Scored {
+            name: format!("{}{}", crate::eval_scores::WHOLE_GATE, s.name),
+            scores: whole_gate_scores(&s.scores, &denied),
+            latency_ms: s.latency_ms.clone(),
+            prefix_ms: s.prefix_ms,
+        })
+        .collect())
 }
 
 /// The whole gate's score of each row: 1 where the layers other than the probe deny it, else the

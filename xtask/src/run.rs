@@ -64,8 +64,8 @@ pub enum Engine {
     Bochs,
 }
 
-/// The verdict model under KVM when `--model` is not given (fetched by `setup`).
-pub const VERDICT_MODEL: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
+/// The verdict model under KVM when `--model` is not given (a name of `setup`'s model table).
+pub const VERDICT_MODEL: &str = "qwen25coder";
 /// The policy under KVM when `--policy` is not given.
 pub const KVM_POLICY: &str = "policies/default.toml";
 
@@ -197,7 +197,7 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
                 options
                     .model
                     .clone()
-                    .unwrap_or_else(|| crate::setup::models_dir().join(svm::SMOLLM2)),
+                    .unwrap_or_else(|| crate::setup::model_path(svm::SMOLLM2)),
             ),
             options
                 .policy
@@ -209,7 +209,7 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
                 options
                     .model
                     .clone()
-                    .unwrap_or_else(|| crate::setup::models_dir().join(VERDICT_MODEL)),
+                    .unwrap_or_else(|| crate::setup::model_path(VERDICT_MODEL)),
             ),
             options
                 .policy

@@ -44,6 +44,12 @@ pub fn models_dir() -> PathBuf {
     cache_dir().join("models")
 }
 
+/// Where `setup` puts the model called `name` in [`MODEL_NAMES`] (the file may not be there yet).
+pub fn model_path(name: &str) -> PathBuf {
+    let spec = model_spec(name).unwrap_or_else(|| panic!("no model named {name}"));
+    models_dir().join(spec.file)
+}
+
 fn wheels_dir() -> PathBuf {
     cache_dir().join("wheels")
 }
@@ -353,6 +359,12 @@ fn write_stamp(path: &Path, stamp: &Path, sha256: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn model_paths_come_from_the_model_table() {
+        assert!(model_path("smollm2").ends_with("SmolLM2-135M-Instruct.Q4_1.gguf"));
+        assert!(model_path("qwen25coder").starts_with(models_dir()));
+    }
 
     #[test]
     fn model_list_parsing() {

@@ -40,8 +40,8 @@ pub fn svm_gate_boot_test(elf: &Path) -> Result<(), String> {
     )
 }
 
-/// The real model judged under QEMU TCG (fetched by `cargo xtask setup`).
-pub const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+/// The real model judged under QEMU TCG (a name of `setup`'s model table).
+pub const SMOLLM2: &str = "smollm2";
 /// Its policy: a short prompt prefix, prefilled once by the hypervisor.
 pub const TCG_POLICY: &str = "policies/smollm2-tcg.toml";
 /// The agent of `qemu-svm-smollm2`: one tool call that reaches the gate.
@@ -114,7 +114,7 @@ pub fn check_real_verdicts(log: &str, agents: &[String], digest: &str) -> Vec<St
 /// Boots [`smollm2_scenario`] with agent `mmio` under QEMU TCG; skips (passes with a message) when
 /// the SmolLM2 file is absent.
 pub fn svm_smollm2_boot_test(elf: &Path) -> Result<(), String> {
-    let model = crate::setup::models_dir().join(SMOLLM2);
+    let model = crate::setup::model_path(SMOLLM2);
     if !model.is_file() {
         println!(
             "xtask test: qemu-svm-smollm2: SKIPPED: no {} (`cargo xtask setup` fetches it)",
