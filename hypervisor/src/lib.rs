@@ -22,6 +22,7 @@ pub mod simd;
 pub mod status;
 pub mod svm_exit;
 pub mod test_guests;
+pub mod tsc_clock;
 pub mod vcpu;
 pub mod vm;
 pub mod vmx_bringup;

@@ -10,6 +10,7 @@ use crate::bridge_client::{self, BridgeClient, ToolBridge, Unavailable};
 use crate::gate_setup::{self, ModuleRole};
 use crate::host_fs::MemFs;
 use crate::host_services::{fail_closed, GovernedServices, ToolService, NO_POLICY_REASON};
+use crate::tsc_clock::{self, ClockSource, FALLBACK_TSC_PER_MS};
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
@@ -18,9 +19,6 @@ use probe::audit::hex;
 
 /// Reason given for every tool call when the image has a policy but no model.
 pub const NO_MODEL_REASON: &str = "no model loaded";
-/// TSC ticks per millisecond when CPUID leaf 0x16 gives no frequency.
-const FALLBACK_TSC_PER_MS: u64 = 1_000_000;
-
 static TSC_PER_MS: AtomicU64 = AtomicU64::new(FALLBACK_TSC_PER_MS);
 
 fn rdtsc() -> u64 {
@@ -40,18 +38,14 @@ fn calibrate_tsc() {
     } else {
         0
     };
-    let per_ms = if mhz > 0 {
-        mhz * 1000
-    } else {
-        FALLBACK_TSC_PER_MS
-    };
+    let (per_ms, source) = tsc_clock::choose(mhz, || super::pit::tsc_ticks_over_window(rdtsc));
     TSC_PER_MS.store(per_ms, Ordering::Relaxed);
     line(format_args!(
         "probevisor: audit clock: {per_ms} TSC ticks per ms ({})",
-        if mhz > 0 {
-            "CPUID 0x16"
-        } else {
-            "assumed 1 GHz"
+        match source {
+            ClockSource::Cpuid16 => "CPUID 0x16",
+            ClockSource::Pit => "measured against the PIT",
+            ClockSource::Assumed => "assumed 1 GHz",
         }
     ));
 }

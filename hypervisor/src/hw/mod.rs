@@ -15,6 +15,7 @@ pub mod guests;
 pub mod heap;
 pub mod idt;
 pub mod paging;
+pub mod pit;
 pub mod svm_bringup;
 pub mod svm_timer;
 pub mod svm_vcpu;
