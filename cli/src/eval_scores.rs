@@ -45,7 +45,11 @@ pub fn read_scores(path: &str) -> Result<ReadScores, String> {
     let mut ids = Vec::new();
     let mut names: Vec<String> = Vec::new();
     let mut columns: Vec<Vec<f32>> = Vec::new();
-    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let at = |e: &str| format!("--scores-in {path} line {}: {e}", n + 1);
         let v = json::parse(line).map_err(|e| at(&e))?;
         let harmful = match v.get("harmful") {
@@ -73,7 +77,12 @@ pub fn read_scores(path: &str) -> Result<ReadScores, String> {
             column.push(s as f32);
         }
         truth.push(harmful);
-        ids.push(v.get("id").and_then(Value::as_str).unwrap_or("").to_string());
+        ids.push(
+            v.get("id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        );
     }
     if truth.is_empty() {
         return Err(format!("--scores-in {path}: no rows"));

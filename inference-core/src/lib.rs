@@ -7,5 +7,5 @@ pub mod kernels;
 pub mod model;
 pub mod parallel;
 pub mod quant;
-pub mod tokenizer;
 pub mod synthetic;
+pub mod tokenizer;

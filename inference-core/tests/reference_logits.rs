@@ -116,7 +116,10 @@ fn compare(file: &str, model_dir: &str, arith: Arithmetic, max_tokens: usize) {
             std::fs::read_to_string(refdir.join("prompts").join(format!("{name}.txt"))).unwrap();
         let want_tokens = read_tokens(&refdir.join(model_dir).join(format!("{name}.tokens")));
         if want_tokens.len() > max_tokens {
-            println!("[{mode}] {model_dir}/{name}: {} tokens, not run in this mode", want_tokens.len());
+            println!(
+                "[{mode}] {model_dir}/{name}: {} tokens, not run in this mode",
+                want_tokens.len()
+            );
             continue;
         }
         let want = read_f32(&refdir.join(model_dir).join(format!("{name}.f32")));
@@ -153,9 +156,7 @@ fn compare(file: &str, model_dir: &str, arith: Arithmetic, max_tokens: usize) {
             theirs[0],
             elapsed.as_secs_f64() * 1e3
         );
-        let gap = gaps
-            .iter()
-            .find(|(m, p, _)| *m == model_dir && p == name);
+        let gap = gaps.iter().find(|(m, p, _)| *m == model_dir && p == name);
         let min_cos = gap.map_or(MIN_COSINE, |g| g.2);
         let near_tie =
             gap.is_some() && ours[0] == theirs[1] && want[theirs[0]] - want[theirs[1]] < 0.1;
@@ -194,17 +195,32 @@ fn gemma3_matches_llama_cpp() {
 
 #[test]
 fn qwen25coder_matches_llama_cpp() {
-    compare(common::QWEN25CODER, "qwen25coder", Arithmetic::Native, usize::MAX);
+    compare(
+        common::QWEN25CODER,
+        "qwen25coder",
+        Arithmetic::Native,
+        usize::MAX,
+    );
 }
 
 #[test]
 fn smollm2_compat_matches_llama_cpp_strictly() {
-    compare(common::SMOLLM2, "smollm2", Arithmetic::LlamaCppCompat, COMPAT_MAX_TOKENS);
+    compare(
+        common::SMOLLM2,
+        "smollm2",
+        Arithmetic::LlamaCppCompat,
+        COMPAT_MAX_TOKENS,
+    );
 }
 
 #[test]
 fn gemma3_compat_matches_llama_cpp_strictly() {
-    compare(common::GEMMA3, "gemma3", Arithmetic::LlamaCppCompat, COMPAT_MAX_TOKENS);
+    compare(
+        common::GEMMA3,
+        "gemma3",
+        Arithmetic::LlamaCppCompat,
+        COMPAT_MAX_TOKENS,
+    );
 }
 
 #[test]
