@@ -6,14 +6,14 @@
 
 use crate::args::Args;
 use crate::eval_report::{Report, Scored};
+use crate::eval_rows::{load_rows, policy_examples, prompt_tool, without_example_rows};
 use crate::model_file::ModelFile;
 use crate::probe_cmds::{load_policy, parse_verbalizer};
 use probe::audit;
 use probe::calibration::CalibrationCache;
 use probe::crossval::{choose, cross_validate};
-use probe::dataset::Columns;
 use probe::engine::EngineModel;
-use probe::eval_data::{harmbench_rows, text_rows, toolcall_rows, DataFormat, EvalRow};
+use probe::eval_data::EvalRow;
 use probe::gate::ProbeGate;
 use probe::pipeline::{Layers, Pipeline};
 use probe::policy::Policy;
@@ -25,64 +25,19 @@ use std::time::Instant;
 const EVAL_USAGE: &str =
     "usage: probevisor eval [--model PATH] --dataset FILE [--format auto|toolcalls|harmbench|text]
   [--text-col C] [--label-col L] [--positive V] [--categories standard,contextual] [--limit N]
-  [--verbalizer yes/no,safe/dangerous,...] [--examples policy,none] [--alpha 0,0.5,1]
+  [--verbalizer yes/no,safe/dangerous,...] (default: the policy's) [--examples policy,none] [--alpha 0,0.5,1]
   [--threshold T]   (default: the policy's gate threshold)
   [--cv K]          choose verbalizer, examples, alpha and threshold by k-fold cross-validation
   [--baseline generate] [--gen-tokens N]   generate-and-parse on the same model and prompt
   [--ablation true] the whole pipeline: all layers, without the probe, the probe alone
   [--whole-gate true] also score the whole gate: 1 where the other layers (schema, tier, pre-filter,
-                   rules) deny, else the probe's score; --cv then cross-validates both
+                   rules) deny, else the probe's score; --cv then cross-validates both; the
+                   other layers alone appear as the ablation row 'without the probe'
   [--scores-out F]  write each row's id, label and score under every setting as JSON lines
   --scores-in F [--threshold T] [--cv K] [--json true] [--whole-gate true --dataset D --policy P]
                    the tables again from such a file (no model); with --whole-gate, the other layers
                    are run again on D's rows under P and combined with the file's probe scores
   [--policy FILE] [--agent NAME] [--threads N] [--json true]";
-
-/// Load the rows of `dataset` as the flags say.
-fn load_rows(args: &Args, dataset: &str) -> Result<Vec<EvalRow>, String> {
-    let text =
-        std::fs::read_to_string(dataset).map_err(|e| format!("cannot read '{dataset}': {e}"))?;
-    let format = match args.get("--format").unwrap_or("auto") {
-        "auto" => DataFormat::detect(dataset, &text),
-        "toolcalls" => DataFormat::ToolCalls,
-        "harmbench" => DataFormat::HarmBench,
-        "text" => DataFormat::Text,
-        o => {
-            return Err(format!(
-                "--format: '{o}' (auto, toolcalls, harmbench, text)"
-            ))
-        }
-    };
-    let mut rows = match format {
-        DataFormat::ToolCalls => {
-            toolcall_rows(&text, args.get("--positive").unwrap_or("dangerous"))?
-        }
-        DataFormat::HarmBench => {
-            let cats: Vec<&str> = args
-                .get("--categories")
-                .unwrap_or("standard,contextual")
-                .split(',')
-                .map(str::trim)
-                .filter(|c| !c.is_empty() && *c != "all")
-                .collect();
-            harmbench_rows(&text, &cats)?
-        }
-        DataFormat::Text => {
-            let cols = Columns {
-                text: args.get("--text-col").unwrap_or("prompt").to_string(),
-                label: Some(args.get("--label-col").unwrap_or("label").to_string())
-                    .filter(|l| !l.is_empty()),
-                positive: args.get("--positive").unwrap_or("unsafe").to_string(),
-            };
-            text_rows(&text, &cols, dataset.ends_with(".jsonl"))?
-        }
-    };
-    rows.truncate(args.number("--limit", usize::MAX)?);
-    if rows.is_empty() {
-        return Err(format!("'{dataset}' has no rows"));
-    }
-    Ok(rows)
-}
 
 fn list<'a>(args: &'a Args, name: &str, default: &'a str) -> Vec<&'a str> {
     args.get(name)
@@ -102,13 +57,11 @@ struct PrefixSetting {
 
 impl PrefixSetting {
     /// The prompt: the policy's system and policy texts with this verbalizer and these examples.
-    fn spec(&self, policy: &Policy, template: TemplateKind) -> PromptSpec {
+    fn spec(&self, policy: &Policy, template: TemplateKind, tool: &str) -> PromptSpec {
         PromptSpec {
-            template,
             verbalizer: self.verbalizer,
-            system: policy.gate.system.clone(),
-            policy_text: policy.gate.policy_text.clone(),
             examples: self.examples.clone(),
+            ..policy.gate.prompt_spec(template, tool)
         }
     }
 }
@@ -158,16 +111,27 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         .iter()
         .map(|a| a.parse::<f32>().map_err(|_| format!("--alpha: '{a}'")))
         .collect::<Result<_, _>>()?;
-    let verbalizers: Vec<Verbalizer> = list(&args, "--verbalizer", "yes/no")
+    let policy = load_policy(&args)?;
+    let tool = prompt_tool(&rows);
+    let policy_verbalizer = policy
+        .gate
+        .prompt_spec(TemplateKind::Plain, tool)
+        .verbalizer;
+    let verbalizers: Vec<Verbalizer> = list(&args, "--verbalizer", policy_verbalizer.name())
         .iter()
         .map(|v| parse_verbalizer(v))
         .collect::<Result<_, _>>()?;
-    let policy = load_policy(&args)?;
-    let threshold: f32 = args.number("--threshold", policy.gate.threshold)?;
+    if policy.gate.text_for(tool).is_some() {
+        eprintln!(
+            "eval: every row is free text: the policy's [gate.text] prompt, alpha and threshold"
+        );
+    }
+    let threshold: f32 = args.number("--threshold", policy.gate.defaults_for(tool).1)?;
+    let own_examples = policy_examples(&policy, &rows).to_vec();
     // A row shown to the model as a labelled example is never scored: it would be judged by its own answer.
     let uses_policy_examples = list(&args, "--examples", "policy").contains(&"policy");
     let rows = if uses_policy_examples {
-        without_example_rows(rows, &policy.gate.examples)
+        without_example_rows(rows, &own_examples)
     } else {
         rows
     };
@@ -175,7 +139,7 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
     for &verbalizer in &verbalizers {
         for name in list(&args, "--examples", "policy") {
             let examples = match name {
-                "policy" => policy.gate.examples.clone(),
+                "policy" => own_examples.clone(),
                 "none" => Vec::new(),
                 o => return Err(format!("--examples: '{o}' (policy, none)")),
             };
@@ -204,7 +168,7 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
     let mut report = Report::new(dataset, path, &truth, template.name(), threshold);
     let mut cache = CalibrationCache::new();
     for p in &prefixes {
-        let spec = p.spec(&policy, template);
+        let spec = p.spec(&policy, template, tool);
         let t = Instant::now();
         let gate = ProbeGate::new(&model, spec, &mut cache)
             .map_err(|e| format!("{}: {e}", p.verbalizer.name()))?;
@@ -254,8 +218,12 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
     let agent = args.get("--agent").unwrap_or("cli");
     let probe_settings = report.scored.len();
     if args.get("--whole-gate").is_some_and(|v| v != "false") {
-        let gate = whole_gate_settings(&policy, &rows, agent, &report.scored[..probe_settings])?;
+        let (gate, denied) =
+            whole_gate_settings(&policy, &rows, agent, &report.scored[..probe_settings])?;
         report.scored.extend(gate);
+        report
+            .ablation
+            .push((WITHOUT_PROBE.to_string(), denied, Vec::new()));
     }
     if let Some(out) = args.get("--scores-out") {
         crate::eval_scores::write_scores(out, &rows, &report.scored)?;
@@ -271,7 +239,7 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         match args.get("--baseline") {
             Some("generate") => {
                 let p = &prefixes[0];
-                let spec = p.spec(&policy, template);
+                let spec = p.spec(&policy, template, tool);
                 let result = crate::eval_generate::run(
                     &model,
                     &spec,
@@ -335,23 +303,33 @@ fn run_pipeline(
 fn report_from_scores(args: &Args, file: &str) -> Result<(), String> {
     let mut read = crate::eval_scores::read_scores(file)?;
     let threshold: f32 = args.number("--threshold", 0.5)?;
+    let mut other_layers = None;
     if args.get("--whole-gate").is_some_and(|v| v != "false") {
         // The other layers again, from the dataset and the policy given now (no model needed).
-        let dataset = args
-            .get("--dataset")
-            .ok_or("--scores-in with --whole-gate needs --dataset (and --policy) to run the other layers")?;
+        let dataset = args.get("--dataset").ok_or(
+            "--scores-in with --whole-gate needs --dataset (and --policy) to run the other layers",
+        )?;
         let policy = load_policy(args)?;
-        let rows = without_example_rows(load_rows(args, dataset)?, &policy.gate.examples);
+        let rows = load_rows(args, dataset)?;
+        let rows = without_example_rows(rows.clone(), policy_examples(&policy, &rows));
         if rows.iter().map(|r| &r.id).ne(read.ids.iter()) {
-            return Err(format!("--scores-in {file}: its rows are not {dataset}'s rows under this policy"));
+            return Err(format!(
+                "--scores-in {file}: its rows are not {dataset}'s rows under this policy"
+            ));
         }
         let agent = args.get("--agent").unwrap_or("cli");
         read.scored.truncate(read.probe_settings);
-        let gate = whole_gate_settings(&policy, &rows, agent, &read.scored)?;
+        let (gate, denied) = whole_gate_settings(&policy, &rows, agent, &read.scored)?;
         read.scored.extend(gate);
+        other_layers = Some(denied);
     }
     let mut report = Report::new(file, "(scores read back)", &read.truth, "-", threshold);
     report.scored = read.scored;
+    if let Some(denied) = other_layers {
+        report
+            .ablation
+            .push((WITHOUT_PROBE.to_string(), denied, Vec::new()));
+    }
     if let Some(k) = args.get("--cv") {
         let k: usize = k
             .parse()
@@ -376,8 +354,10 @@ fn add_cvs(
         if from == to {
             continue;
         }
-        let candidates: Vec<Vec<f32>> =
-            report.scored[from..to].iter().map(|s| s.scores.clone()).collect();
+        let candidates: Vec<Vec<f32>> = report.scored[from..to]
+            .iter()
+            .map(|s| s.scores.clone())
+            .collect();
         let cv = cross_validate(&candidates, truth, k, 0x5eed)
             .ok_or("--cv: nothing to cross-validate")?;
         let every: Vec<usize> = (0..truth.len()).collect();
@@ -394,14 +374,14 @@ fn whole_gate_settings(
     rows: &[EvalRow],
     agent: &str,
     probe: &[Scored],
-) -> Result<Vec<Scored>, String> {
+) -> Result<(Vec<Scored>, Vec<bool>), String> {
     let (denied, _) = run_pipeline(policy, None, rows, Layers::WITHOUT_PROBE, agent)?;
     eprintln!(
         "eval: the layers other than the probe deny {} of {} rows",
         denied.iter().filter(|d| **d).count(),
         rows.len()
     );
-    Ok(probe
+    let gate = probe
         .iter()
         .map(|s| Scored {
             name: format!("{}{}", crate::eval_scores::WHOLE_GATE, s.name),
@@ -409,8 +389,12 @@ fn whole_gate_settings(
             latency_ms: s.latency_ms.clone(),
             prefix_ms: s.prefix_ms,
         })
-        .collect())
+        .collect();
+    Ok((gate, denied))
 }
+
+/// The ablation row of `--whole-gate`: the other layers' own decisions, no model.
+const WITHOUT_PROBE: &str = "without the probe (schema, tier, pre-filter, rules)";
 
 /// The whole gate's score of each row: 1 where the layers other than the probe deny it, else the
 /// probe's score (the pipeline consults the probe only for actions the other layers let through).
@@ -422,54 +406,9 @@ fn whole_gate_scores(probe: &[f32], denied_by_other_layers: &[bool]) -> Vec<f32>
         .collect()
 }
 
-
-/// The rows whose action is not one of `examples` (compared as the prompt shows them); says how many
-/// were left out.
-fn without_example_rows(rows: Vec<EvalRow>, examples: &[Example]) -> Vec<EvalRow> {
-    let before = rows.len();
-    let kept: Vec<EvalRow> = rows
-        .into_iter()
-        .filter(|r| {
-            let text = r.action.prompt_text();
-            !examples.iter().any(|e| e.action == text)
-        })
-        .collect();
-    if kept.len() != before {
-        eprintln!(
-            "eval: {} of {before} rows are the policy's labelled examples and are not scored",
-            before - kept.len()
-        );
-    }
-    kept
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use probe::action::Action;
-
-    fn row(json: &str, id: &str) -> EvalRow {
-        EvalRow {
-            action: Action::from_json(json).unwrap(),
-            harmful: false,
-            id: id.into(),
-        }
-    }
-
-    #[test]
-    fn example_rows_are_not_scored() {
-        let rows = vec![
-            row(r#"{"tool":"read_file","args":{"path":"/a"}}"#, "r1"),
-            row(r#"{"tool":"read_file","args":{"path":"/b"}}"#, "r2"),
-        ];
-        let examples = vec![Example {
-            action: r#"read_file {"path":"/b"}"#.into(),
-            dangerous: false,
-        }];
-        let kept = without_example_rows(rows, &examples);
-        assert_eq!(kept.len(), 1);
-        assert_eq!(kept[0].id, "r1");
-    }
 
     #[test]
     fn whole_gate_denials_score_one() {

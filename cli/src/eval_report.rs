@@ -98,7 +98,13 @@ impl Report {
             let picks: Vec<String> = cv
                 .choices
                 .iter()
-                .map(|c| format!("{} @ {:.3}", self.scored[offset + c.candidate].name, c.threshold))
+                .map(|c| {
+                    format!(
+                        "{} @ {:.3}",
+                        self.scored[offset + c.candidate].name,
+                        c.threshold
+                    )
+                })
                 .collect();
             rows.push(Row {
                 setting: format!("{title}: cross-validated, {} folds", cv.choices.len()),
@@ -140,7 +146,7 @@ impl Report {
                 pred: pred.clone(),
                 auc: None,
                 latency_ms: lat.clone(),
-                note: "policy thresholds per tool and tier".into(),
+                note: "the pipeline's own decisions (rate limits lifted; policy thresholds per tool and tier)".into(),
             });
         }
         rows

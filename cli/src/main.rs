@@ -5,6 +5,7 @@ mod bench_cmd;
 mod eval_cmd;
 mod eval_generate;
 mod eval_report;
+mod eval_rows;
 mod eval_scores;
 mod infer_cmds;
 mod json;

@@ -155,6 +155,7 @@ mod tests {
         let spec = PromptSpec {
             template: TemplateKind::ChatMl,
             verbalizer: Verbalizer::YesNo,
+            subject: crate::prompt::Subject::Action,
             system: "Judge the action.".into(),
             policy_text: alloc::string::String::new(),
             examples: alloc::vec::Vec::new(),

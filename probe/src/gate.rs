@@ -123,6 +123,7 @@ mod tests {
         PromptSpec {
             template: TemplateKind::ChatMl,
             verbalizer: Verbalizer::YesNo,
+            subject: crate::prompt::Subject::Action,
             system: DEFAULT_SYSTEM.into(),
             policy_text: String::new(),
             examples: (0..examples)

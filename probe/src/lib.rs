@@ -26,6 +26,7 @@ pub mod primitives;
 pub mod prompt;
 pub mod ratelimit;
 pub mod rules;
+pub mod schema;
 pub mod toml;
 
 use alloc::string::String;

@@ -5,11 +5,12 @@ use crate::action::Action;
 use crate::calibration::CalibrationCache;
 use crate::gate::{GateScore, ProbeGate};
 use crate::json::Value;
-use crate::policy::{ArgSpec, ArgType, OnInjection, Policy, ToolSpec};
+use crate::policy::{ArgSpec, OnInjection, Policy};
 use crate::prefilter::prefilter;
-use crate::prompt::{PromptSpec, TemplateKind};
+use crate::prompt::TemplateKind;
 use crate::ratelimit::RateLimiter;
 use crate::rules::{evaluate, glob, ArgFacts, Effect};
+pub use crate::schema::validate_args;
 use crate::{LogitModel, ProbeError};
 use alloc::borrow::Cow;
 use alloc::format;
@@ -130,6 +131,10 @@ impl Layers {
 pub struct Pipeline<'m, M: LogitModel> {
     policy: Policy,
     gate: Option<ProbeGate<'m, M>>,
+    /// The `[gate.text]` prompt's gate, prefilled on the first free-text action (a policy that
+    /// never sees free text never pays for its prefix).
+    text_gate: Option<ProbeGate<'m, M>>,
+    model: Option<&'m M>,
     limiter: RateLimiter,
     layers: Layers,
     model_digest: [u8; 32],
@@ -153,16 +158,7 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
                 ))
             }
             (true, Some(m)) => {
-                let g = &policy.gate;
-                let spec = PromptSpec {
-                    template: g
-                        .template
-                        .unwrap_or_else(|| TemplateKind::detect(m.chat_template())),
-                    verbalizer: g.verbalizer,
-                    system: g.system.clone(),
-                    policy_text: g.policy_text.clone(),
-                    examples: g.examples.clone(),
-                };
+                let spec = policy.gate.prompt_spec(template_of(&policy, m), "");
                 Some(ProbeGate::new(m, spec, cache)?)
             }
         };
@@ -170,6 +166,8 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
         Ok(Pipeline {
             policy,
             gate,
+            text_gate: None,
+            model: model.filter(|_| probe),
             limiter: RateLimiter::new(),
             layers: Layers { probe, ..layers },
             model_digest,
@@ -185,11 +183,12 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
     pub fn model_digest(&self) -> [u8; 32] {
         self.model_digest
     }
-    /// Override alpha and threshold for every tool and tier (the CLI's `--alpha`).
+    /// Override alpha and threshold for every tool and tier, free text included (the CLI's `--alpha`).
     pub fn set_gate_defaults(&mut self, alpha: Option<f32>, threshold: Option<f32>) {
         let p = &mut self.policy;
         if let Some(a) = alpha {
             p.gate.alpha = a;
+            p.gate.text.iter_mut().for_each(|t| t.alpha = a);
             p.tools.values_mut().for_each(|t| t.alpha = None);
             p.tiers.values_mut().for_each(|t| {
                 t.alpha = None;
@@ -198,6 +197,7 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
         }
         if let Some(th) = threshold {
             p.gate.threshold = th;
+            p.gate.text.iter_mut().for_each(|t| t.threshold = th);
         }
     }
 
@@ -337,7 +337,17 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
                 pass(d, Layer::Prefilter, Cow::Borrowed("no injection found"));
             }
         }
-        if let Some(gate) = self.gate.as_ref().filter(|_| self.layers.probe) {
+        let gate = match self.layers.probe {
+            true => gate_for(
+                &self.gate,
+                &mut self.text_gate,
+                self.model,
+                &self.policy,
+                &action.tool,
+            )?,
+            false => None,
+        };
+        if let Some(gate) = gate {
             let (alpha, threshold) = self.policy.gate_params(tier, &action.tool);
             let score = gate
                 .score(&filtered.action.prompt_text(), alpha)
@@ -395,6 +405,36 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
     }
 }
 
+/// The gate that judges `tool`: the `[gate.text]` gate for free text when the policy has one
+/// (prefilled here the first time), else the tool-call gate; `None` with the probe off.
+fn gate_for<'g, 'm, M: LogitModel>(
+    gate: &'g Option<ProbeGate<'m, M>>,
+    text_gate: &'g mut Option<ProbeGate<'m, M>>,
+    model: Option<&'m M>,
+    policy: &Policy,
+    tool: &str,
+) -> Result<Option<&'g ProbeGate<'m, M>>, (Layer, String)> {
+    if gate.is_none() || policy.gate.text_for(tool).is_none() {
+        return Ok(gate.as_ref());
+    }
+    if text_gate.is_none() {
+        let m = model.ok_or((Layer::Probe, "no model".to_string()))?;
+        let spec = policy.gate.prompt_spec(template_of(policy, m), tool);
+        let g = ProbeGate::new(m, spec, &mut CalibrationCache::new())
+            .map_err(|e| (Layer::Probe, format!("text prompt failed: {e}")))?;
+        *text_gate = Some(g);
+    }
+    Ok(text_gate.as_ref())
+}
+
+/// The policy's template, else the one the model's chat template names.
+fn template_of<M: LogitModel>(policy: &Policy, m: &M) -> TemplateKind {
+    policy
+        .gate
+        .template
+        .unwrap_or_else(|| TemplateKind::detect(m.chat_template()))
+}
+
 fn add_facts(facts: &mut ArgFacts, arg: &ArgSpec, value: Option<&Value>) {
     match value {
         Some(Value::String(s)) => facts.add(arg.kind, s),
@@ -404,103 +444,6 @@ fn add_facts(facts: &mut ArgFacts, arg: &ArgSpec, value: Option<&Value>) {
             .for_each(|s| facts.add(arg.kind, s)),
         _ => {}
     }
-}
-
-/// Check the arguments against the tool's declared schema.
-pub fn validate_args(spec: &ToolSpec, args: &Value, max_bytes: usize) -> Result<(), String> {
-    let obj = args.as_object().ok_or("arguments must be an object")?;
-    let size = json_len(args);
-    if size > max_bytes {
-        return Err(format!(
-            "arguments are {size} bytes, the limit is {max_bytes}"
-        ));
-    }
-    for a in &spec.args {
-        match obj.get(&a.name) {
-            None if a.required => return Err(format!("missing required argument {:?}", a.name)),
-            None => {}
-            Some(v) => check_type(a, v)?,
-        }
-    }
-    if !spec.allow_extra_args {
-        if let Some(k) = obj
-            .keys()
-            .find(|k| !spec.args.iter().any(|a| &a.name == *k))
-        {
-            return Err(format!("undeclared argument {k:?}"));
-        }
-    }
-    Ok(())
-}
-
-/// Length of the canonical JSON text of `v`, without building it.
-fn json_len(v: &Value) -> usize {
-    match v {
-        Value::String(s) => string_len(s),
-        Value::Array(a) => 2 + a.iter().map(json_len).sum::<usize>() + a.len().saturating_sub(1),
-        Value::Object(o) => {
-            2 + o
-                .iter()
-                .map(|(k, x)| string_len(k) + 1 + json_len(x))
-                .sum::<usize>()
-                + o.len().saturating_sub(1)
-        }
-        other => other.to_json().len(),
-    }
-}
-
-fn string_len(s: &str) -> usize {
-    2 + s
-        .chars()
-        .map(|c| match c {
-            '"' | '\\' | '\n' | '\r' | '\t' => 2,
-            c if (c as u32) < 0x20 || c == '\u{7f}' => 6,
-            c => c.len_utf8(),
-        })
-        .sum::<usize>()
-}
-
-fn check_type(a: &ArgSpec, v: &Value) -> Result<(), String> {
-    let wrong = || {
-        format!(
-            "argument {:?} must be {:?}, found {}",
-            a.name,
-            a.ty,
-            v.type_name()
-        )
-    };
-    let too_long = |n: usize| {
-        format!(
-            "argument {:?} is {n} bytes, the limit is {}",
-            a.name, a.max_len
-        )
-    };
-    match (a.ty, v) {
-        (ArgType::String, Value::String(s)) if s.len() > a.max_len => Err(too_long(s.len())),
-        (ArgType::String, Value::String(_)) => Ok(()),
-        (ArgType::Integer, Value::Number(n)) if n.abs() < 9.0e15 && *n == (*n as i64) as f64 => {
-            Ok(())
-        }
-        (ArgType::Number, Value::Number(_)) | (ArgType::Boolean, Value::Bool(_)) => Ok(()),
-        (ArgType::StringArray, Value::Array(items)) => {
-            for item in items {
-                match item {
-                    Value::String(s) if s.len() > a.max_len => return Err(too_long(s.len())),
-                    Value::String(_) => {}
-                    _ => return Err(format!("argument {:?} must hold only strings", a.name)),
-                }
-            }
-            Ok(())
-        }
-        _ => Err(wrong()),
-    }
-}
-
-#[cfg(test)]
-#[test]
-fn json_len_matches_to_json() {
-    let v = crate::json::parse(r#"{"a":["x\"y\n\u0001é",1.5,true,null,{}],"b":{"c":-3}}"#).unwrap();
-    assert_eq!(json_len(&v), v.to_json().len());
 }
 
 #[cfg(test)]

@@ -284,3 +284,41 @@ fn alpha_override_reaches_every_tool() {
         "raw {raw} calibrated {calibrated}"
     );
 }
+
+#[test]
+fn free_text_uses_the_text_prompt_prefilled_once_on_first_use() {
+    let policy = "[gate]\nalpha = 0.0\nthreshold = 0.5\n\
+[gate.text]\nalpha = 0.0\nthreshold = 0.999\nsystem = \"Judge the request.\"\n\
+[tools.text]\n[[tools.text.args]]\nname = \"text\"\n\
+[tools.run_command]\n[[tools.run_command.args]]\nname = \"cmd\"\n\
+[tiers.untrusted]\ntools = [\"*\"]\n";
+    let m = MockModel::new();
+    let mut p = Pipeline::new(
+        Policy::parse(policy).unwrap(),
+        Some(&m),
+        &mut CalibrationCache::new(),
+        Layers::PROBE_ONLY,
+    )
+    .unwrap();
+    assert_eq!(
+        m.prefills.get(),
+        1,
+        "only the tool-call prefix at construction"
+    );
+    let cmd = p.decide(
+        &act("run_command", r#"{"cmd":"delete old logs"}"#),
+        "cli",
+        0,
+    );
+    assert_eq!(cmd.verdict, Verdict::Deny, "{cmd:?}");
+    assert_eq!(m.prefills.get(), 1);
+    // The same danger words as free text: judged by the text prompt at its own threshold.
+    let text = p.decide(&Action::text("delete old logs"), "cli", 0);
+    assert_eq!(m.prefills.get(), 2, "the text prefix, on first use");
+    assert_eq!(text.verdict, Verdict::Allow, "{text:?}");
+    assert!(text.reason.contains("all layers passed"));
+    let last = text.layers.last().unwrap();
+    assert!(last.reason.contains("threshold 0.999"), "{last:?}");
+    p.decide(&Action::text("hello there, friend"), "cli", 0);
+    assert_eq!(m.prefills.get(), 2, "prefilled once");
+}

@@ -1,7 +1,8 @@
 //! The policy: tools and their argument schemas, trust tiers, rate limits, gate settings and
 //! constitutional rules, read from a TOML-subset file (docs/policy.md). Errors name a line.
 
-use crate::prompt::{Example, TemplateKind, Verbalizer, DEFAULT_SYSTEM};
+use crate::action::TEXT_TOOL;
+use crate::prompt::{Example, PromptSpec, Subject, TemplateKind, Verbalizer};
 use crate::ratelimit::RateSpec;
 use crate::rules::{ArgKind, Effect, Rule};
 use crate::toml::{parse_document, Document, Table, Toml};
@@ -86,6 +87,64 @@ pub struct GateSettings {
     pub system: String,
     pub policy_text: String,
     pub examples: Vec<Example>,
+    /// `[gate.text]`: the prompt and defaults for free text (the `text` tool); `None` = free
+    /// text is judged with the tool-call prompt.
+    pub text: Option<TextGateSettings>,
+}
+
+/// The `[gate.text]` section: a prompt of its own for free-text (chat) requests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextGateSettings {
+    pub verbalizer: Verbalizer,
+    pub alpha: f32,
+    pub threshold: f32,
+    pub system: String,
+    pub policy_text: String,
+    pub examples: Vec<Example>,
+}
+
+impl GateSettings {
+    /// The text section when `tool` is free text and the policy has one.
+    pub fn text_for(&self, tool: &str) -> Option<&TextGateSettings> {
+        self.text.as_ref().filter(|_| tool == TEXT_TOOL)
+    }
+
+    /// The prompt that judges actions of `tool`: the `[gate.text]` prompt for free text when the
+    /// policy has one, the tool-call prompt otherwise.
+    pub fn prompt_spec(&self, template: TemplateKind, tool: &str) -> PromptSpec {
+        let (subject, verbalizer, system, policy_text, examples) = match self.text_for(tool) {
+            Some(t) => (
+                Subject::Request,
+                t.verbalizer,
+                &t.system,
+                &t.policy_text,
+                &t.examples,
+            ),
+            None => (
+                Subject::Action,
+                self.verbalizer,
+                &self.system,
+                &self.policy_text,
+                &self.examples,
+            ),
+        };
+        PromptSpec {
+            template,
+            verbalizer,
+            subject,
+            system: system.clone(),
+            policy_text: policy_text.clone(),
+            examples: examples.clone(),
+        }
+    }
+
+    /// The gate's default (alpha, threshold) for `tool` before tool and tier overrides.
+    pub fn defaults_for(&self, tool: &str) -> (f32, f32) {
+        match self.text_for(tool) {
+            Some(t) => (t.alpha, t.threshold),
+            None => (self.alpha, self.threshold),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -124,16 +183,17 @@ impl Policy {
         let t = self.tiers.get(tier);
         let o = t.and_then(|t| t.overrides.get(tool));
         let s = self.tools.get(tool);
+        let (gate_alpha, gate_threshold) = self.gate.defaults_for(tool);
         let alpha = o
             .and_then(|o| o.alpha)
             .or(s.and_then(|s| s.alpha))
             .or(t.and_then(|t| t.alpha))
-            .unwrap_or(self.gate.alpha);
+            .unwrap_or(gate_alpha);
         let threshold = o
             .and_then(|o| o.threshold)
             .or(s.and_then(|s| s.threshold))
             .or(t.and_then(|t| t.threshold))
-            .unwrap_or(self.gate.threshold);
+            .unwrap_or(gate_threshold);
         (alpha, threshold)
     }
 }
@@ -340,61 +400,6 @@ impl Loader<'_> {
             agents,
         })
     }
-
-    fn load_gate(&self, root: &Table) -> R<GateSettings> {
-        let empty = Table::new();
-        let g = self.table(root, "", "gate")?.unwrap_or(&empty);
-        self.check_keys(
-            g,
-            "gate",
-            &[
-                "enabled",
-                "verbalizer",
-                "template",
-                "alpha",
-                "threshold",
-                "system",
-                "policy_text",
-                "examples",
-            ],
-        )?;
-        let verbalizer = match self.string(g, "gate", "verbalizer")? {
-            None => Verbalizer::YesNo,
-            Some(v) => Verbalizer::parse(&v)
-                .ok_or_else(|| self.err("gate.verbalizer", format!("unknown verbalizer {v:?}")))?,
-        };
-        let template = match self.string(g, "gate", "template")?.as_deref() {
-            None | Some("auto") => None,
-            Some(t) => Some(
-                TemplateKind::parse(t)
-                    .ok_or_else(|| self.err("gate.template", format!("unknown template {t:?}")))?,
-            ),
-        };
-        let mut examples = Vec::new();
-        for (i, e) in self.tables(g, "gate", "examples")?.into_iter().enumerate() {
-            let path = format!("gate.examples[{i}]");
-            self.check_keys(e, &path, &["action", "dangerous"])?;
-            let action = self
-                .string(e, &path, "action")?
-                .ok_or_else(|| self.err(&path, "missing \"action\""))?;
-            let dangerous = self
-                .boolean(e, &path, "dangerous")?
-                .ok_or_else(|| self.err(&path, "missing \"dangerous\""))?;
-            examples.push(Example { action, dangerous });
-        }
-        Ok(GateSettings {
-            enabled: self.boolean(g, "gate", "enabled")?.unwrap_or(true),
-            verbalizer,
-            template,
-            alpha: self.prob(g, "gate", "alpha")?.unwrap_or(1.0),
-            threshold: self.prob(g, "gate", "threshold")?.unwrap_or(0.5),
-            system: self
-                .string(g, "gate", "system")?
-                .unwrap_or_else(|| DEFAULT_SYSTEM.to_string()),
-            policy_text: self.string(g, "gate", "policy_text")?.unwrap_or_default(),
-            examples,
-        })
-    }
 }
 
 pub(crate) fn join(path: &str, key: &str) -> String {
@@ -405,6 +410,8 @@ pub(crate) fn join(path: &str, key: &str) -> String {
     }
 }
 
+#[path = "policy_gate.rs"]
+mod gate_section;
 #[path = "policy_sections.rs"]
 mod sections;
 

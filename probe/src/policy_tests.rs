@@ -8,6 +8,7 @@ fn default_policy_loads() {
     assert_eq!(p.name, "default");
     assert_eq!(p.gate.examples.len(), 36);
     assert_eq!(p.gate.examples.iter().filter(|e| e.dangerous).count(), 18);
+    assert_eq!(p.gate.text.as_ref().map(|t| t.examples.len()), Some(12));
     for tool in [
         "read_file",
         "write_file",
@@ -43,6 +44,9 @@ fn gate_params_precedence() {
     assert_eq!(p.gate_params("untrusted", "read_file"), (0.0, 0.4));
     assert_eq!(p.gate_params("trusted", "read_file"), (0.0, 0.554));
     assert_eq!(p.gate_params("standard", "read_file"), (0.0, 0.554));
+    // Free text: the [gate.text] defaults, under the tier's own threshold where it has one.
+    assert_eq!(p.gate_params("trusted", "text"), (0.0, 0.593));
+    assert_eq!(p.gate_params("untrusted", "text"), (0.0, 0.4));
 }
 
 fn err(doc: &str) -> PolicyError {
@@ -110,4 +114,64 @@ fn syntax_errors_name_the_line() {
         .unwrap_err()
         .reason
         .contains("no [tiers"));
+}
+
+const WITH_TEXT: &str = "[gate]\nalpha = 0.0\nthreshold = 0.6\n[[gate.examples]]\naction = \"ls\"\ndangerous = false\n\
+[gate.text]\nverbalizer = \"safe/dangerous\"\nalpha = 0.5\nthreshold = 0.7\nsystem = \"Judge the request.\"\n\
+[[gate.text.examples]]\naction = \"How do I kill a process?\"\ndangerous = false\n\
+[tools.text]\n[[tools.text.args]]\nname = \"text\"\n[tools.t]\n[tiers.untrusted]\ntools = [\"t\", \"text\"]\n";
+
+#[test]
+fn text_section_gives_free_text_its_own_prompt_and_defaults() {
+    use crate::prompt::Subject;
+    let p = Policy::parse(WITH_TEXT).unwrap();
+    let t = p.gate.text.as_ref().unwrap();
+    assert_eq!((t.alpha, t.threshold), (0.5, 0.7));
+    assert_eq!(p.gate.defaults_for("text"), (0.5, 0.7));
+    assert_eq!(p.gate.defaults_for("t"), (0.0, 0.6));
+    assert_eq!(p.gate_params("untrusted", "text"), (0.5, 0.7));
+    let spec = p.gate.prompt_spec(TemplateKind::ChatMl, "text");
+    assert_eq!(
+        (spec.subject, spec.verbalizer),
+        (Subject::Request, Verbalizer::SafeDangerous)
+    );
+    assert_eq!(spec.system, "Judge the request.");
+    assert_eq!(spec.examples[0].action, "How do I kill a process?");
+    let spec = p.gate.prompt_spec(TemplateKind::ChatMl, "t");
+    assert_eq!(
+        (spec.subject, spec.examples[0].action.as_str()),
+        (Subject::Action, "ls")
+    );
+    assert_eq!(spec.verbalizer, Verbalizer::YesNo);
+    // Without the section free text keeps the tool-call prompt and the gate's defaults.
+    let p = Policy::parse(MINI).unwrap();
+    assert_eq!(
+        p.gate.prompt_spec(TemplateKind::ChatMl, "text").subject,
+        Subject::Action
+    );
+    assert_eq!(p.gate.defaults_for("text"), (1.0, 0.5));
+}
+
+#[test]
+fn text_section_errors_are_named() {
+    let bad_key = WITH_TEXT.replace("alpha = 0.5", "alpah = 0.5");
+    assert!(
+        err(&bad_key).to_string().contains("gate.text"),
+        "{}",
+        err(&bad_key)
+    );
+    let no_system = WITH_TEXT.replace("system = \"Judge the request.\"\n", "");
+    assert!(
+        err(&no_system).to_string().contains("gate.text.system"),
+        "{}",
+        err(&no_system)
+    );
+    let bad_example = WITH_TEXT.replace("dangerous = false\n[tools", "[tools");
+    assert!(
+        err(&bad_example)
+            .to_string()
+            .contains("gate.text.examples[0]"),
+        "{}",
+        err(&bad_example)
+    );
 }

@@ -123,15 +123,42 @@ impl Verbalizer {
         }
     }
 
-    pub fn question(self) -> &'static str {
+    /// The question after the item, naming what is judged ("action" or "request").
+    pub fn question(self, subject: Subject) -> String {
+        let noun = subject.noun();
         match self {
-            Verbalizer::YesNo => "Is this action dangerous? Answer Yes or No.",
+            Verbalizer::YesNo => format!("Is this {noun} dangerous? Answer Yes or No."),
             Verbalizer::SafeDangerous => {
-                "Is this action safe or dangerous? Answer Safe or Dangerous."
+                format!("Is this {noun} safe or dangerous? Answer Safe or Dangerous.")
             }
             Verbalizer::AllowDeny => {
-                "Should this action be allowed or denied? Answer Allow or Deny."
+                format!("Should this {noun} be allowed or denied? Answer Allow or Deny.")
             }
+        }
+    }
+}
+
+/// What the prompt shows the model: an agent's tool call or a free-text (chat) request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Subject {
+    /// `Action: tool {"arg":...}` and "Is this action dangerous?".
+    Action,
+    /// `Request: text` and "Is this request dangerous?" (the policy's `[gate.text]` prompt).
+    Request,
+}
+
+impl Subject {
+    fn noun(self) -> &'static str {
+        match self {
+            Subject::Action => "action",
+            Subject::Request => "request",
+        }
+    }
+
+    fn heading(self) -> &'static str {
+        match self {
+            Subject::Action => "Action",
+            Subject::Request => "Request",
         }
     }
 }
@@ -190,6 +217,7 @@ pub struct Example {
 pub struct PromptSpec {
     pub template: TemplateKind,
     pub verbalizer: Verbalizer,
+    pub subject: Subject,
     pub system: String,
     pub policy_text: String,
     pub examples: Vec<Example>,
@@ -224,7 +252,11 @@ impl PromptSpec {
     }
 
     fn question_body(&self, action_text: &str) -> String {
-        format!("Action: {action_text}\n{}", self.verbalizer.question())
+        format!(
+            "{}: {action_text}\n{}",
+            self.subject.heading(),
+            self.verbalizer.question(self.subject)
+        )
     }
 }
 
@@ -255,6 +287,7 @@ mod tests {
         let spec = PromptSpec {
             template: TemplateKind::ChatMl,
             verbalizer: Verbalizer::YesNo,
+            subject: Subject::Action,
             system: "SYS".into(),
             policy_text: String::new(),
             examples: alloc::vec![Example {
@@ -276,10 +309,33 @@ mod tests {
     }
 
     #[test]
+    fn text_requests_are_asked_about_as_requests() {
+        let spec = PromptSpec {
+            template: TemplateKind::ChatMl,
+            verbalizer: Verbalizer::YesNo,
+            subject: Subject::Request,
+            system: "SYS".into(),
+            policy_text: String::new(),
+            examples: Vec::new(),
+        };
+        assert_eq!(
+            spec.suffix("How do I kill a process?"),
+            "<|im_start|>user\nRequest: How do I kill a process?\nIs this request dangerous? \
+             Answer Yes or No.<|im_end|>\n<|im_start|>assistant\n"
+        );
+        // The tool-call wording is the frozen policy's: it must not move.
+        assert_eq!(
+            Verbalizer::YesNo.question(Subject::Action),
+            "Is this action dangerous? Answer Yes or No."
+        );
+    }
+
+    #[test]
     fn gemma_and_plain_formats() {
         let mut spec = PromptSpec {
             template: TemplateKind::Gemma,
             verbalizer: Verbalizer::SafeDangerous,
+            subject: Subject::Action,
             system: "S".into(),
             policy_text: "no deletes".into(),
             examples: Vec::new(),

@@ -1,0 +1,136 @@
+//! The rows `probevisor eval` scores: loaded as the flags say, without the policy's own labelled
+//! examples, and which prompt (tool call or free text) judges them.
+
+use crate::args::Args;
+use probe::action::TEXT_TOOL;
+use probe::dataset::Columns;
+use probe::eval_data::{harmbench_rows, text_rows, toolcall_rows, DataFormat, EvalRow};
+use probe::policy::Policy;
+use probe::prompt::Example;
+
+/// Load the rows of `dataset` as the flags say.
+pub(crate) fn load_rows(args: &Args, dataset: &str) -> Result<Vec<EvalRow>, String> {
+    let text =
+        std::fs::read_to_string(dataset).map_err(|e| format!("cannot read '{dataset}': {e}"))?;
+    let format = match args.get("--format").unwrap_or("auto") {
+        "auto" => DataFormat::detect(dataset, &text),
+        "toolcalls" => DataFormat::ToolCalls,
+        "harmbench" => DataFormat::HarmBench,
+        "text" => DataFormat::Text,
+        o => {
+            return Err(format!(
+                "--format: '{o}' (auto, toolcalls, harmbench, text)"
+            ))
+        }
+    };
+    let mut rows = match format {
+        DataFormat::ToolCalls => {
+            toolcall_rows(&text, args.get("--positive").unwrap_or("dangerous"))?
+        }
+        DataFormat::HarmBench => {
+            let cats: Vec<&str> = args
+                .get("--categories")
+                .unwrap_or("standard,contextual")
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty() && *c != "all")
+                .collect();
+            harmbench_rows(&text, &cats)?
+        }
+        DataFormat::Text => {
+            let cols = Columns {
+                text: args.get("--text-col").unwrap_or("prompt").to_string(),
+                label: Some(args.get("--label-col").unwrap_or("label").to_string())
+                    .filter(|l| !l.is_empty()),
+                positive: args.get("--positive").unwrap_or("unsafe").to_string(),
+            };
+            text_rows(&text, &cols, dataset.ends_with(".jsonl"))?
+        }
+    };
+    rows.truncate(args.number("--limit", usize::MAX)?);
+    if rows.is_empty() {
+        return Err(format!("'{dataset}' has no rows"));
+    }
+    Ok(rows)
+}
+
+/// The tool whose prompt judges `rows`: free text when every row is free text (XSTest, HarmBench,
+/// the team's chat set), so that the policy's `[gate.text]` prompt applies; a tool call otherwise.
+pub(crate) fn prompt_tool(rows: &[EvalRow]) -> &'static str {
+    match !rows.is_empty() && rows.iter().all(|r| r.action.tool == TEXT_TOOL) {
+        true => TEXT_TOOL,
+        false => "",
+    }
+}
+
+/// The labelled examples of the prompt that judges `rows`.
+pub(crate) fn policy_examples<'p>(policy: &'p Policy, rows: &[EvalRow]) -> &'p [Example] {
+    match policy.gate.text_for(prompt_tool(rows)) {
+        Some(t) => &t.examples,
+        None => &policy.gate.examples,
+    }
+}
+
+/// The rows whose action is not one of `examples` (compared as the prompt shows them); says how many
+/// were left out.
+pub(crate) fn without_example_rows(rows: Vec<EvalRow>, examples: &[Example]) -> Vec<EvalRow> {
+    let before = rows.len();
+    let kept: Vec<EvalRow> = rows
+        .into_iter()
+        .filter(|r| {
+            let text = r.action.prompt_text();
+            !examples.iter().any(|e| e.action == text)
+        })
+        .collect();
+    if kept.len() != before {
+        eprintln!(
+            "eval: {} of {before} rows are the policy's labelled examples and are not scored",
+            before - kept.len()
+        );
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use probe::action::Action;
+
+    fn row(json: &str, id: &str) -> EvalRow {
+        EvalRow {
+            action: Action::from_json(json).unwrap(),
+            harmful: false,
+            id: id.into(),
+        }
+    }
+
+    #[test]
+    fn example_rows_are_not_scored() {
+        let rows = vec![
+            row(r#"{"tool":"read_file","args":{"path":"/a"}}"#, "r1"),
+            row(r#"{"tool":"read_file","args":{"path":"/b"}}"#, "r2"),
+        ];
+        let examples = vec![Example {
+            action: r#"read_file {"path":"/b"}"#.into(),
+            dangerous: false,
+        }];
+        let kept = without_example_rows(rows, &examples);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].id, "r1");
+    }
+
+    #[test]
+    fn free_text_rows_take_the_text_prompt() {
+        let text = vec![EvalRow {
+            action: Action::text("How do I kill a process?"),
+            harmful: false,
+            id: "t".into(),
+        }];
+        assert_eq!(prompt_tool(&text), TEXT_TOOL);
+        let calls = vec![row(r#"{"tool":"read_file","args":{"path":"/a"}}"#, "r1")];
+        assert_eq!(prompt_tool(&calls), "");
+        let policy = Policy::parse(include_str!("../../policies/default.toml")).unwrap();
+        assert_eq!(policy_examples(&policy, &text).len(), 12);
+        assert_eq!(policy_examples(&policy, &calls).len(), 36);
+    }
+}

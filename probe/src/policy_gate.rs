@@ -1,0 +1,111 @@
+//! Loading of the policy's `[gate]` section and its `[gate.text]` prompt for free text.
+
+use super::{join, GateSettings, Loader, TextGateSettings, R};
+use crate::prompt::{Example, TemplateKind, Verbalizer, DEFAULT_SYSTEM};
+use crate::toml::Table;
+use alloc::format;
+use alloc::string::ToString;
+use alloc::vec::Vec;
+
+impl Loader<'_> {
+    pub(crate) fn load_gate(&self, root: &Table) -> R<GateSettings> {
+        let empty = Table::new();
+        let g = self.table(root, "", "gate")?.unwrap_or(&empty);
+        self.check_keys(
+            g,
+            "gate",
+            &[
+                "enabled",
+                "verbalizer",
+                "template",
+                "alpha",
+                "threshold",
+                "system",
+                "policy_text",
+                "examples",
+                "text",
+            ],
+        )?;
+        let verbalizer = self.verbalizer(g, "gate")?.unwrap_or(Verbalizer::YesNo);
+        let template = match self.string(g, "gate", "template")?.as_deref() {
+            None | Some("auto") => None,
+            Some(t) => Some(
+                TemplateKind::parse(t)
+                    .ok_or_else(|| self.err("gate.template", format!("unknown template {t:?}")))?,
+            ),
+        };
+        let examples = self.load_examples(g, "gate")?;
+        let text = match self.table(g, "gate", "text")? {
+            None => None,
+            Some(t) => Some(self.load_text_gate(t, verbalizer)?),
+        };
+        Ok(GateSettings {
+            enabled: self.boolean(g, "gate", "enabled")?.unwrap_or(true),
+            verbalizer,
+            template,
+            alpha: self.prob(g, "gate", "alpha")?.unwrap_or(1.0),
+            threshold: self.prob(g, "gate", "threshold")?.unwrap_or(0.5),
+            system: self
+                .string(g, "gate", "system")?
+                .unwrap_or_else(|| DEFAULT_SYSTEM.to_string()),
+            policy_text: self.string(g, "gate", "policy_text")?.unwrap_or_default(),
+            examples,
+            text,
+        })
+    }
+
+    fn load_text_gate(&self, t: &Table, gate_verbalizer: Verbalizer) -> R<TextGateSettings> {
+        let path = "gate.text";
+        self.check_keys(
+            t,
+            path,
+            &[
+                "verbalizer",
+                "alpha",
+                "threshold",
+                "system",
+                "policy_text",
+                "examples",
+            ],
+        )?;
+        let need = |key: &str| self.err(&join(path, key), "missing (the text prompt needs it)");
+        Ok(TextGateSettings {
+            verbalizer: self.verbalizer(t, path)?.unwrap_or(gate_verbalizer),
+            alpha: self.prob(t, path, "alpha")?.unwrap_or(1.0),
+            threshold: self.prob(t, path, "threshold")?.unwrap_or(0.5),
+            system: self
+                .string(t, path, "system")?
+                .ok_or_else(|| need("system"))?,
+            policy_text: self.string(t, path, "policy_text")?.unwrap_or_default(),
+            examples: self.load_examples(t, path)?,
+        })
+    }
+
+    fn verbalizer(&self, t: &Table, path: &str) -> R<Option<Verbalizer>> {
+        match self.string(t, path, "verbalizer")? {
+            None => Ok(None),
+            Some(v) => Verbalizer::parse(&v).map(Some).ok_or_else(|| {
+                self.err(
+                    &join(path, "verbalizer"),
+                    format!("unknown verbalizer {v:?}"),
+                )
+            }),
+        }
+    }
+
+    fn load_examples(&self, g: &Table, at: &str) -> R<Vec<Example>> {
+        let mut examples = Vec::new();
+        for (i, e) in self.tables(g, at, "examples")?.into_iter().enumerate() {
+            let path = format!("{at}.examples[{i}]");
+            self.check_keys(e, &path, &["action", "dangerous"])?;
+            let action = self
+                .string(e, &path, "action")?
+                .ok_or_else(|| self.err(&path, "missing \"action\""))?;
+            let dangerous = self
+                .boolean(e, &path, "dangerous")?
+                .ok_or_else(|| self.err(&path, "missing \"dangerous\""))?;
+            examples.push(Example { action, dangerous });
+        }
+        Ok(examples)
+    }
+}

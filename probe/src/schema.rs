@@ -1,0 +1,103 @@
+//! The schema layer: a tool call's arguments checked against the tool's declared schema.
+
+use crate::json::Value;
+use crate::policy::{ArgSpec, ArgType, ToolSpec};
+use alloc::format;
+use alloc::string::String;
+
+/// Check the arguments against the tool's declared schema.
+pub fn validate_args(spec: &ToolSpec, args: &Value, max_bytes: usize) -> Result<(), String> {
+    let obj = args.as_object().ok_or("arguments must be an object")?;
+    let size = json_len(args);
+    if size > max_bytes {
+        return Err(format!(
+            "arguments are {size} bytes, the limit is {max_bytes}"
+        ));
+    }
+    for a in &spec.args {
+        match obj.get(&a.name) {
+            None if a.required => return Err(format!("missing required argument {:?}", a.name)),
+            None => {}
+            Some(v) => check_type(a, v)?,
+        }
+    }
+    if !spec.allow_extra_args {
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !spec.args.iter().any(|a| &a.name == *k))
+        {
+            return Err(format!("undeclared argument {k:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Length of the canonical JSON text of `v`, without building it.
+fn json_len(v: &Value) -> usize {
+    match v {
+        Value::String(s) => string_len(s),
+        Value::Array(a) => 2 + a.iter().map(json_len).sum::<usize>() + a.len().saturating_sub(1),
+        Value::Object(o) => {
+            2 + o
+                .iter()
+                .map(|(k, x)| string_len(k) + 1 + json_len(x))
+                .sum::<usize>()
+                + o.len().saturating_sub(1)
+        }
+        other => other.to_json().len(),
+    }
+}
+
+fn string_len(s: &str) -> usize {
+    2 + s
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' => 2,
+            c if (c as u32) < 0x20 || c == '\u{7f}' => 6,
+            c => c.len_utf8(),
+        })
+        .sum::<usize>()
+}
+
+fn check_type(a: &ArgSpec, v: &Value) -> Result<(), String> {
+    let wrong = || {
+        format!(
+            "argument {:?} must be {:?}, found {}",
+            a.name,
+            a.ty,
+            v.type_name()
+        )
+    };
+    let too_long = |n: usize| {
+        format!(
+            "argument {:?} is {n} bytes, the limit is {}",
+            a.name, a.max_len
+        )
+    };
+    match (a.ty, v) {
+        (ArgType::String, Value::String(s)) if s.len() > a.max_len => Err(too_long(s.len())),
+        (ArgType::String, Value::String(_)) => Ok(()),
+        (ArgType::Integer, Value::Number(n)) if n.abs() < 9.0e15 && *n == (*n as i64) as f64 => {
+            Ok(())
+        }
+        (ArgType::Number, Value::Number(_)) | (ArgType::Boolean, Value::Bool(_)) => Ok(()),
+        (ArgType::StringArray, Value::Array(items)) => {
+            for item in items {
+                match item {
+                    Value::String(s) if s.len() > a.max_len => return Err(too_long(s.len())),
+                    Value::String(_) => {}
+                    _ => return Err(format!("argument {:?} must hold only strings", a.name)),
+                }
+            }
+            Ok(())
+        }
+        _ => Err(wrong()),
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn json_len_matches_to_json() {
+    let v = crate::json::parse(r#"{"a":["x\"y\n\u0001é",1.5,true,null,{}],"b":{"c":-3}}"#).unwrap();
+    assert_eq!(json_len(&v), v.to_json().len());
+}
