@@ -129,8 +129,14 @@ mod tests {
         assert_eq!(prompt_tool(&text), TEXT_TOOL);
         let calls = vec![row(r#"{"tool":"read_file","args":{"path":"/a"}}"#, "r1")];
         assert_eq!(prompt_tool(&calls), "");
-        let policy = Policy::parse(include_str!("../../policies/default.toml")).unwrap();
-        assert_eq!(policy_examples(&policy, &text).len(), 12);
-        assert_eq!(policy_examples(&policy, &calls).len(), 36);
+        let chat = Policy::parse(include_str!("../../policies/chat-text.toml")).unwrap();
+        assert_eq!(policy_examples(&chat, &text).len(), 12);
+        let default = Policy::parse(include_str!("../../policies/default.toml")).unwrap();
+        assert_eq!(
+            policy_examples(&default, &text).len(),
+            36,
+            "no [gate.text]: the tool-call examples"
+        );
+        assert_eq!(policy_examples(&default, &calls).len(), 36);
     }
 }

@@ -8,7 +8,10 @@ fn default_policy_loads() {
     assert_eq!(p.name, "default");
     assert_eq!(p.gate.examples.len(), 36);
     assert_eq!(p.gate.examples.iter().filter(|e| e.dangerous).count(), 18);
-    assert_eq!(p.gate.text.as_ref().map(|t| t.examples.len()), Some(12));
+    assert!(
+        p.gate.text.is_none(),
+        "free text takes the tool-call prompt by default"
+    );
     for tool in [
         "read_file",
         "write_file",
@@ -44,9 +47,23 @@ fn gate_params_precedence() {
     assert_eq!(p.gate_params("untrusted", "read_file"), (0.0, 0.4));
     assert_eq!(p.gate_params("trusted", "read_file"), (0.0, 0.554));
     assert_eq!(p.gate_params("standard", "read_file"), (0.0, 0.554));
-    // Free text: the [gate.text] defaults, under the tier's own threshold where it has one.
-    assert_eq!(p.gate_params("trusted", "text"), (0.0, 0.593));
+    // Free text: the gate's defaults, under the tier's own threshold where it has one.
+    assert_eq!(p.gate_params("trusted", "text"), (0.0, 0.554));
     assert_eq!(p.gate_params("untrusted", "text"), (0.0, 0.4));
+    // The chat-text policy's own [gate.text] defaults.
+    let c = Policy::parse(CHAT_TEXT).unwrap();
+    assert_eq!(c.gate_params("chat", "text"), (0.0, 0.593));
+}
+
+const CHAT_TEXT: &str = include_str!("../../policies/chat-text.toml");
+
+#[test]
+fn chat_text_policy_loads() {
+    let p = Policy::parse(CHAT_TEXT).unwrap();
+    let t = p.gate.text.as_ref().unwrap();
+    assert_eq!(t.examples.len(), 12);
+    assert_eq!(t.examples.iter().filter(|e| e.dangerous).count(), 6);
+    assert_eq!(p.tier_of("anyone"), "chat");
 }
 
 fn err(doc: &str) -> PolicyError {

@@ -17,6 +17,7 @@ use probe::LogitModel;
 use std::path::PathBuf;
 
 const DEFAULT_POLICY: &str = include_str!("../../policies/default.toml");
+const CHAT_TEXT_POLICY: &str = include_str!("../../policies/chat-text.toml");
 const QWEN: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
 
 fn model_bytes() -> Option<Vec<u8>> {
@@ -53,8 +54,14 @@ fn default_policy_settings_are_frozen() {
     assert_eq!(p.gate.examples.len(), 36);
     assert_eq!(p.gate.examples.iter().filter(|e| e.dangerous).count(), 18);
     assert_eq!(p.gate.template, None, "the template comes from the model");
-    // The free-text prompt: from cross-validation on the team's chat set (tests/data/chat_requests.jsonl).
-    let t = p.gate.text.as_ref().expect("[gate.text]");
+    assert!(
+        p.gate.text.is_none(),
+        "free text takes the tool-call prompt"
+    );
+    // The chat-text policy's prompt: from cross-validation on the team's chat set
+    // (tests/data/chat_requests.jsonl); measured in docs/evaluation.md, not the default.
+    let c = Policy::parse(CHAT_TEXT_POLICY).unwrap();
+    let t = c.gate.text.as_ref().expect("[gate.text]");
     assert_eq!(t.verbalizer, Verbalizer::SafeDangerous);
     assert_eq!((t.alpha, t.threshold), (0.0, 0.593));
     assert_eq!(t.examples.len(), 12);
@@ -125,11 +132,12 @@ fn verdict_model_judges_clear_cases_and_forks_exactly() {
     let forked = gate.raw_probs(dangerous[0]).unwrap();
     assert_eq!(fresh, forked.to_vec());
 
-    // Free text goes to the policy's [gate.text] prompt ("Request: ...", Safe/Dangerous): clear
+    // With a [gate.text] prompt ("Request: ...", Safe/Dangerous; policies/chat-text.toml) clear
     // requests of the team's chat set that are not among its examples fall on their side of the
     // frozen threshold.
-    let text = policy.gate.text.as_ref().unwrap();
-    let spec = policy.gate.prompt_spec(template, "text");
+    let chat = Policy::parse(CHAT_TEXT_POLICY).unwrap();
+    let text = chat.gate.text.as_ref().unwrap();
+    let spec = chat.gate.prompt_spec(template, "text");
     let gate = ProbeGate::new(&engine, spec, &mut CalibrationCache::new()).unwrap();
     let p = |t: &str| {
         let p = gate.score(t, text.alpha).unwrap().p_dangerous();
