@@ -6,7 +6,7 @@
 
 use crate::args::Args;
 use crate::eval_report::{Report, Scored};
-use crate::eval_rows::{load_rows, policy_examples, prompt_tool, without_example_rows};
+use crate::eval_rows::{load_rows, prompt_tool, without_example_rows};
 use crate::model_file::ModelFile;
 use crate::probe_cmds::{load_policy, parse_verbalizer};
 use probe::audit;
@@ -113,25 +113,25 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         .collect::<Result<_, _>>()?;
     let policy = load_policy(&args)?;
     let tool = prompt_tool(&rows);
-    let policy_verbalizer = policy
-        .gate
-        .prompt_spec(TemplateKind::Plain, tool)
-        .verbalizer;
-    let verbalizers: Vec<Verbalizer> = list(&args, "--verbalizer", policy_verbalizer.name())
-        .iter()
-        .map(|v| parse_verbalizer(v))
-        .collect::<Result<_, _>>()?;
+    let verbalizers: Vec<Verbalizer> = list(
+        &args,
+        "--verbalizer",
+        policy.gate.verbalizer_for(tool).name(),
+    )
+    .iter()
+    .map(|v| parse_verbalizer(v))
+    .collect::<Result<_, _>>()?;
     if policy.gate.text_for(tool).is_some() {
         eprintln!(
             "eval: every row is free text: the policy's [gate.text] prompt, alpha and threshold"
         );
     }
     let threshold: f32 = args.number("--threshold", policy.gate.defaults_for(tool).1)?;
-    let own_examples = policy_examples(&policy, &rows).to_vec();
+    let own_examples = policy.gate.examples_for(tool);
     // A row shown to the model as a labelled example is never scored: it would be judged by its own answer.
     let uses_policy_examples = list(&args, "--examples", "policy").contains(&"policy");
     let rows = if uses_policy_examples {
-        without_example_rows(rows, &own_examples)
+        without_example_rows(rows, own_examples)
     } else {
         rows
     };
@@ -139,7 +139,7 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
     for &verbalizer in &verbalizers {
         for name in list(&args, "--examples", "policy") {
             let examples = match name {
-                "policy" => own_examples.clone(),
+                "policy" => own_examples.to_vec(),
                 "none" => Vec::new(),
                 o => return Err(format!("--examples: '{o}' (policy, none)")),
             };
@@ -311,7 +311,8 @@ fn report_from_scores(args: &Args, file: &str) -> Result<(), String> {
         )?;
         let policy = load_policy(args)?;
         let rows = load_rows(args, dataset)?;
-        let rows = without_example_rows(rows.clone(), policy_examples(&policy, &rows));
+        let examples = policy.gate.examples_for(prompt_tool(&rows));
+        let rows = without_example_rows(rows, examples);
         if rows.iter().map(|r| &r.id).ne(read.ids.iter()) {
             return Err(format!(
                 "--scores-in {file}: its rows are not {dataset}'s rows under this policy"

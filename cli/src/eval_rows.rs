@@ -5,7 +5,6 @@ use crate::args::Args;
 use probe::action::TEXT_TOOL;
 use probe::dataset::Columns;
 use probe::eval_data::{harmbench_rows, text_rows, toolcall_rows, DataFormat, EvalRow};
-use probe::policy::Policy;
 use probe::prompt::Example;
 
 /// Load the rows of `dataset` as the flags say.
@@ -63,14 +62,6 @@ pub(crate) fn prompt_tool(rows: &[EvalRow]) -> &'static str {
     }
 }
 
-/// The labelled examples of the prompt that judges `rows`.
-pub(crate) fn policy_examples<'p>(policy: &'p Policy, rows: &[EvalRow]) -> &'p [Example] {
-    match policy.gate.text_for(prompt_tool(rows)) {
-        Some(t) => &t.examples,
-        None => &policy.gate.examples,
-    }
-}
-
 /// The rows whose action is not one of `examples` (compared as the prompt shows them); says how many
 /// were left out.
 pub(crate) fn without_example_rows(rows: Vec<EvalRow>, examples: &[Example]) -> Vec<EvalRow> {
@@ -95,6 +86,7 @@ pub(crate) fn without_example_rows(rows: Vec<EvalRow>, examples: &[Example]) -> 
 mod tests {
     use super::*;
     use probe::action::Action;
+    use probe::policy::Policy;
 
     fn row(json: &str, id: &str) -> EvalRow {
         EvalRow {
@@ -130,13 +122,13 @@ mod tests {
         let calls = vec![row(r#"{"tool":"read_file","args":{"path":"/a"}}"#, "r1")];
         assert_eq!(prompt_tool(&calls), "");
         let chat = Policy::parse(include_str!("../../policies/chat-text.toml")).unwrap();
-        assert_eq!(policy_examples(&chat, &text).len(), 12);
+        assert_eq!(chat.gate.examples_for(prompt_tool(&text)).len(), 12);
         let default = Policy::parse(include_str!("../../policies/default.toml")).unwrap();
         assert_eq!(
-            policy_examples(&default, &text).len(),
+            default.gate.examples_for(prompt_tool(&text)).len(),
             36,
             "no [gate.text]: the tool-call examples"
         );
-        assert_eq!(policy_examples(&default, &calls).len(), 36);
+        assert_eq!(default.gate.examples_for(prompt_tool(&calls)).len(), 36);
     }
 }

@@ -138,6 +138,17 @@ impl GateSettings {
         }
     }
 
+    /// The labelled examples of the prompt that judges `tool`.
+    pub fn examples_for(&self, tool: &str) -> &[Example] {
+        self.text_for(tool).map_or(&self.examples, |t| &t.examples)
+    }
+
+    /// The verbalizer of the prompt that judges `tool`.
+    pub fn verbalizer_for(&self, tool: &str) -> Verbalizer {
+        self.text_for(tool)
+            .map_or(self.verbalizer, |t| t.verbalizer)
+    }
+
     /// The gate's default (alpha, threshold) for `tool` before tool and tier overrides.
     pub fn defaults_for(&self, tool: &str) -> (f32, f32) {
         match self.text_for(tool) {
