@@ -6,7 +6,7 @@
 
 use crate::args::Args;
 use crate::eval_report::{Report, Scored};
-use crate::eval_rows::{load_rows, prompt_tool, without_example_rows};
+use crate::eval_rows::{load_rows, prompt_tool, scored_rows};
 use crate::model_file::ModelFile;
 use crate::probe_cmds::{load_policy, parse_verbalizer};
 use probe::audit;
@@ -37,6 +37,8 @@ const EVAL_USAGE: &str =
   --scores-in F [--threshold T] [--cv K] [--json true] [--whole-gate true --dataset D --policy P]
                    the tables again from such a file (no model); with --whole-gate, the other layers
                    are run again on D's rows under P and combined with the file's probe scores
+  [--injection-check false]  with a policy's [gate.injection], tool-call rows are also scored with
+                   the check (a setting '... + injection check' each); false: without
   [--policy FILE] [--agent NAME] [--threads N] [--json true]";
 
 fn list<'a>(args: &'a Args, name: &str, default: &'a str) -> Vec<&'a str> {
@@ -91,6 +93,7 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         "--scores-out",
         "--whole-gate",
         "--scores-in",
+        "--injection-check",
     ];
     let args = Args::parse(raw, &with_value)?;
     if let Some(file) = args.get("--scores-in") {
@@ -130,11 +133,7 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
     let own_examples = policy.gate.examples_for(tool);
     // A row shown to the model as a labelled example is never scored: it would be judged by its own answer.
     let uses_policy_examples = list(&args, "--examples", "policy").contains(&"policy");
-    let rows = if uses_policy_examples {
-        without_example_rows(rows, own_examples)
-    } else {
-        rows
-    };
+    let rows = scored_rows(rows, &policy, uses_policy_examples);
     let mut prefixes = Vec::new();
     for &verbalizer in &verbalizers {
         for name in list(&args, "--examples", "policy") {
@@ -214,6 +213,17 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
                 prefix_ms,
             });
         }
+    }
+    let check = policy.gate.injection_spec(template, tool);
+    if let Some(spec) = check.filter(|_| args.get("--injection-check") != Some("false")) {
+        let alpha = policy.gate.injection.as_ref().map_or(0.0, |i| i.alpha);
+        crate::eval_injection::add_injection_check(
+            &model,
+            spec,
+            alpha,
+            &texts,
+            &mut report.scored,
+        )?;
     }
     let agent = args.get("--agent").unwrap_or("cli");
     let probe_settings = report.scored.len();
@@ -311,8 +321,7 @@ fn report_from_scores(args: &Args, file: &str) -> Result<(), String> {
         )?;
         let policy = load_policy(args)?;
         let rows = load_rows(args, dataset)?;
-        let examples = policy.gate.examples_for(prompt_tool(&rows));
-        let rows = without_example_rows(rows, examples);
+        let rows = scored_rows(rows, &policy, true);
         if rows.iter().map(|r| &r.id).ne(read.ids.iter()) {
             return Err(format!(
                 "--scores-in {file}: its rows are not {dataset}'s rows under this policy"

@@ -5,6 +5,7 @@ use crate::args::Args;
 use probe::action::TEXT_TOOL;
 use probe::dataset::Columns;
 use probe::eval_data::{harmbench_rows, text_rows, toolcall_rows, DataFormat, EvalRow};
+use probe::policy::Policy;
 use probe::prompt::Example;
 
 /// Load the rows of `dataset` as the flags say.
@@ -64,6 +65,25 @@ pub(crate) fn prompt_tool(rows: &[EvalRow]) -> &'static str {
 
 /// The rows whose action is not one of `examples` (compared as the prompt shows them); says how many
 /// were left out.
+/// The rows `eval` scores: without the policy's labelled examples of the prompt that judges them
+/// (when `policy_examples`) and without the injection check's examples (tool calls only): a row
+/// shown to the model as an example would be judged by its own answer.
+pub(crate) fn scored_rows(
+    rows: Vec<EvalRow>,
+    policy: &Policy,
+    policy_examples: bool,
+) -> Vec<EvalRow> {
+    let tool = prompt_tool(&rows);
+    let rows = match policy_examples {
+        true => without_example_rows(rows, policy.gate.examples_for(tool)),
+        false => rows,
+    };
+    match policy.gate.injection.as_ref().filter(|_| tool != TEXT_TOOL) {
+        Some(i) => without_example_rows(rows, &i.examples),
+        None => rows,
+    }
+}
+
 pub(crate) fn without_example_rows(rows: Vec<EvalRow>, examples: &[Example]) -> Vec<EvalRow> {
     let before = rows.len();
     let kept: Vec<EvalRow> = rows

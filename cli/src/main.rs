@@ -4,6 +4,7 @@ mod args;
 mod bench_cmd;
 mod eval_cmd;
 mod eval_generate;
+mod eval_injection;
 mod eval_report;
 mod eval_rows;
 mod eval_scores;

@@ -123,11 +123,12 @@ pub fn probe(raw: &[String]) -> Result<(), String> {
     let d = pipeline.decide(&action, &agent, now_ms);
     let latency_ms = t1.elapsed().as_secs_f64() * 1e3;
     let mut out = format!(
-        "{{\"verdict\":\"{}\",\"layer\":\"{}\",\"reason\":{},\"p_dangerous\":{},\"latency_ms\":{latency_ms:.3},\"setup_ms\":{setup_ms:.1}",
+        "{{\"verdict\":\"{}\",\"layer\":\"{}\",\"reason\":{},\"p_dangerous\":{},\"p_injection\":{},\"latency_ms\":{latency_ms:.3},\"setup_ms\":{setup_ms:.1}",
         d.verdict.name(),
         d.layer.name(),
         js(&d.reason),
-        opt(d.p_dangerous)
+        opt(d.p_dangerous),
+        opt(d.p_injection)
     );
     if let Some(file) = args.get("--audit") {
         let existing = std::fs::read(file).unwrap_or_default();

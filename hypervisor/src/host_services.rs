@@ -82,6 +82,7 @@ fn refusal(layer: Layer, reason: &str) -> Decision {
         layer,
         reason: reason.to_string(),
         p_dangerous: None,
+        p_injection: None,
         score: None,
         layers: vec![LayerOutcome {
             layer,

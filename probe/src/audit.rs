@@ -113,6 +113,9 @@ impl AuditChain {
             Some(p) => s.push_str(&format!("{p}")),
             None => s.push_str("null"),
         }
+        if let Some(p) = decision.p_injection {
+            s.push_str(&format!(",\"p_injection\":{p}"));
+        }
         s.push_str(",\"verdict\":\"");
         s.push_str(decision.verdict.name());
         s.push_str("\",\"layer\":\"");

@@ -127,6 +127,7 @@ fn inserted_records_are_found() {
             layer: crate::pipeline::Layer::Rules,
             reason: "x".into(),
             p_dangerous: None,
+            p_injection: None,
             score: None,
             layers: Vec::new(),
         };
@@ -147,6 +148,7 @@ fn inserted_records_are_found() {
             layer: crate::pipeline::Layer::Schema,
             reason: "y".into(),
             p_dangerous: None,
+            p_injection: None,
             score: None,
             layers: Vec::new(),
         };
@@ -225,6 +227,7 @@ fn large_args_are_logged_as_digest() {
         layer: crate::pipeline::Layer::Rules,
         reason: "ok".into(),
         p_dangerous: Some(0.25),
+        p_injection: None,
         score: None,
         layers: Vec::new(),
     };

@@ -159,6 +159,7 @@ mod tests {
             system: "Judge the action.".into(),
             policy_text: alloc::string::String::new(),
             examples: alloc::vec::Vec::new(),
+            question: None,
         };
         let gate = ProbeGate::new(&m, spec, &mut CalibrationCache::new()).unwrap();
         let s = gate.score("run_command {\"cmd\":\"ls\"}", 1.0).unwrap();

@@ -6,6 +6,7 @@ use crate::calibration::{
 use crate::primitives::classify_tokens;
 use crate::prompt::{resolve_labels, PromptSpec, ResolvedLabels};
 use crate::{LogitModel, ProbeError};
+use alloc::format;
 use alloc::vec::Vec;
 
 /// The outcome of one probe: raw and calibrated label probabilities (index 0 = dangerous).
@@ -52,7 +53,10 @@ impl<'m, M: LogitModel> ProbeGate<'m, M> {
             prefix_tokens: prefix_tokens.len(),
             p_cf: [0.5; 2],
         };
-        let key = calibration_key(gate.spec.template, gate.spec.verbalizer, &prefix_text);
+        // The content-free prompts are the prefix and the suffix around an empty item: both name
+        // the cache entry (two gates that share a prefix but ask different questions differ).
+        let prompt_shape = format!("{prefix_text}\u{0}{}", gate.spec.suffix(""));
+        let key = calibration_key(gate.spec.template, gate.spec.verbalizer, &prompt_shape);
         let p_cf = cache.get_or_compute(key, || {
             let mut sets = Vec::with_capacity(CONTENT_FREE_INPUTS.len());
             for input in CONTENT_FREE_INPUTS {
@@ -132,6 +136,7 @@ mod tests {
                     dangerous: i % 2 == 0,
                 })
                 .collect(),
+            question: None,
         }
     }
 
@@ -168,6 +173,11 @@ mod tests {
             "second gate reused p_cf"
         );
         assert_eq!(cache.len(), 1);
+        // Another question after the same prefix: other content-free prompts, another entry.
+        let mut asked = spec(0);
+        asked.question = Some("Does it steer you? Answer Yes or No.".into());
+        let _g3 = ProbeGate::new(&m, asked, &mut cache).unwrap();
+        assert_eq!(cache.len(), 2);
     }
 
     #[test]

@@ -7,7 +7,6 @@ use crate::gate::{GateScore, ProbeGate};
 use crate::json::Value;
 use crate::policy::{ArgSpec, OnInjection, Policy};
 use crate::prefilter::prefilter;
-use crate::prompt::TemplateKind;
 use crate::ratelimit::RateLimiter;
 use crate::rules::{evaluate, glob, ArgFacts, Effect};
 pub use crate::schema::validate_args;
@@ -89,6 +88,9 @@ pub struct Decision {
     pub reason: String,
     /// Calibrated p(dangerous) after any pre-filter raise, when the probe ran.
     pub p_dangerous: Option<f32>,
+    /// The injection check's calibrated probability that the call carries steering text, when
+    /// it ran (a tool call that p(dangerous) let through, under a policy with the check).
+    pub p_injection: Option<f32>,
     pub score: Option<GateScore>,
     pub layers: Vec<LayerOutcome>,
 }
@@ -134,6 +136,8 @@ pub struct Pipeline<'m, M: LogitModel> {
     /// The `[gate.text]` prompt's gate, prefilled on the first free-text action (a policy that
     /// never sees free text never pays for its prefix).
     text_gate: Option<ProbeGate<'m, M>>,
+    /// The `[gate.injection]` question's gate, prefilled with the tool-call gate.
+    injection_gate: Option<ProbeGate<'m, M>>,
     model: Option<&'m M>,
     limiter: RateLimiter,
     layers: Layers,
@@ -150,16 +154,21 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
         layers: Layers,
     ) -> Result<Self, ProbeError> {
         let probe = layers.probe && policy.gate.enabled;
-        let gate = match (probe, model) {
-            (false, _) => None,
+        let (gate, injection_gate) = match (probe, model) {
+            (false, _) => (None, None),
             (true, None) => {
                 return Err(ProbeError::BadRequest(
                     "the probe layer needs a model".to_string(),
                 ))
             }
             (true, Some(m)) => {
-                let spec = policy.gate.prompt_spec(template_of(&policy, m), "");
-                Some(ProbeGate::new(m, spec, cache)?)
+                let template = template_of(&policy, m);
+                let spec = policy.gate.prompt_spec(template, "");
+                let injection = match policy.gate.injection_spec(template, "") {
+                    Some(spec) => Some(ProbeGate::new(m, spec, cache)?),
+                    None => None,
+                };
+                (Some(ProbeGate::new(m, spec, cache)?), injection)
             }
         };
         let model_digest = model.map(|m| m.model_digest()).unwrap_or([0; 32]);
@@ -167,6 +176,7 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
             policy,
             gate,
             text_gate: None,
+            injection_gate,
             model: model.filter(|_| probe),
             limiter: RateLimiter::new(),
             layers: Layers { probe, ..layers },
@@ -180,10 +190,14 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
     pub fn gate(&self) -> Option<&ProbeGate<'m, M>> {
         self.gate.as_ref()
     }
+    pub fn injection_gate(&self) -> Option<&ProbeGate<'m, M>> {
+        self.injection_gate.as_ref()
+    }
     pub fn model_digest(&self) -> [u8; 32] {
         self.model_digest
     }
     /// Override alpha and threshold for every tool and tier, free text included (the CLI's `--alpha`).
+    /// The injection check keeps its own alpha and threshold.
     pub fn set_gate_defaults(&mut self, alpha: Option<f32>, threshold: Option<f32>) {
         let p = &mut self.policy;
         if let Some(a) = alpha {
@@ -208,6 +222,7 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
             layer: Layer::Schema,
             reason: String::new(),
             p_dangerous: None,
+            p_injection: None,
             score: None,
             layers: Vec::with_capacity(6),
         };
@@ -337,39 +352,12 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
                 pass(d, Layer::Prefilter, Cow::Borrowed("no injection found"));
             }
         }
-        let gate = match self.layers.probe {
-            true => gate_for(
-                &self.gate,
-                &mut self.text_gate,
-                self.model,
-                &self.policy,
-                &action.tool,
-            )?,
-            false => None,
-        };
-        if let Some(gate) = gate {
-            let (alpha, threshold) = self.policy.gate_params(tier, &action.tool);
-            let score = gate
-                .score(&filtered.action.prompt_text(), alpha)
-                .map_err(|e| (Layer::Probe, format!("probe failed: {e}")))?;
-            let p = (score.p_dangerous() + raise).min(1.0);
-            d.p_dangerous = Some(p);
-            d.score = Some(score);
-            if p >= threshold {
-                return Err((
-                    Layer::Probe,
-                    format!("p(dangerous) {p:.3} >= threshold {threshold} (alpha {alpha})"),
-                ));
-            }
-            pass(
-                d,
-                Layer::Probe,
-                Cow::Owned(format!(
-                    "p(dangerous) {p:.3} < threshold {threshold} (alpha {alpha})"
-                )),
-            );
+        if self.layers.probe {
+            let params = self.policy.gate_params(tier, &action.tool);
+            self.probe_layer(&filtered.action, params, raise, d)?;
         }
         if self.layers.rules {
+            let tool = self.policy.tools.get(&action.tool);
             let mut facts = ArgFacts::default();
             if let Some(spec) = tool {
                 for arg in &spec.args {
@@ -405,36 +393,6 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
     }
 }
 
-/// The gate that judges `tool`: the `[gate.text]` gate for free text when the policy has one
-/// (prefilled here the first time), else the tool-call gate; `None` with the probe off.
-fn gate_for<'g, 'm, M: LogitModel>(
-    gate: &'g Option<ProbeGate<'m, M>>,
-    text_gate: &'g mut Option<ProbeGate<'m, M>>,
-    model: Option<&'m M>,
-    policy: &Policy,
-    tool: &str,
-) -> Result<Option<&'g ProbeGate<'m, M>>, (Layer, String)> {
-    if gate.is_none() || policy.gate.text_for(tool).is_none() {
-        return Ok(gate.as_ref());
-    }
-    if text_gate.is_none() {
-        let m = model.ok_or((Layer::Probe, "no model".to_string()))?;
-        let spec = policy.gate.prompt_spec(template_of(policy, m), tool);
-        let g = ProbeGate::new(m, spec, &mut CalibrationCache::new())
-            .map_err(|e| (Layer::Probe, format!("text prompt failed: {e}")))?;
-        *text_gate = Some(g);
-    }
-    Ok(text_gate.as_ref())
-}
-
-/// The policy's template, else the one the model's chat template names.
-fn template_of<M: LogitModel>(policy: &Policy, m: &M) -> TemplateKind {
-    policy
-        .gate
-        .template
-        .unwrap_or_else(|| TemplateKind::detect(m.chat_template()))
-}
-
 fn add_facts(facts: &mut ArgFacts, arg: &ArgSpec, value: Option<&Value>) {
     match value {
         Some(Value::String(s)) => facts.add(arg.kind, s),
@@ -445,6 +403,10 @@ fn add_facts(facts: &mut ArgFacts, arg: &ArgSpec, value: Option<&Value>) {
         _ => {}
     }
 }
+
+#[path = "pipeline_probe.rs"]
+mod probe_layer;
+use probe_layer::template_of;
 
 #[cfg(test)]
 #[path = "pipeline_tests.rs"]

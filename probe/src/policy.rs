@@ -87,47 +87,58 @@ pub struct GateSettings {
     pub system: String,
     pub policy_text: String,
     pub examples: Vec<Example>,
+    /// The question after the action; `None` = the verbalizer's own.
+    pub question: Option<String>,
     /// `[gate.text]`: the prompt and defaults for free text (the `text` tool); `None` = free
     /// text is judged with the tool-call prompt.
-    pub text: Option<TextGateSettings>,
+    pub text: Option<PromptSettings>,
+    /// `[gate.injection]`: a second question asked of the tool calls that p(dangerous) lets
+    /// through, whether the call carries text that tries to steer the monitor, with its own alpha
+    /// and threshold. Its examples' `dangerous = true` means "carries such text".
+    pub injection: Option<PromptSettings>,
 }
 
-/// The `[gate.text]` section: a prompt of its own for free-text (chat) requests.
+/// A prompt of its own (`[gate.text]`, `[gate.injection]`): system and policy texts, labelled
+/// examples, verbalizer, question and defaults.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TextGateSettings {
+pub struct PromptSettings {
     pub verbalizer: Verbalizer,
     pub alpha: f32,
     pub threshold: f32,
     pub system: String,
     pub policy_text: String,
     pub examples: Vec<Example>,
+    pub question: Option<String>,
 }
 
 impl GateSettings {
     /// The text section when `tool` is free text and the policy has one.
-    pub fn text_for(&self, tool: &str) -> Option<&TextGateSettings> {
+    pub fn text_for(&self, tool: &str) -> Option<&PromptSettings> {
         self.text.as_ref().filter(|_| tool == TEXT_TOOL)
     }
 
     /// The prompt that judges actions of `tool`: the `[gate.text]` prompt for free text when the
     /// policy has one, the tool-call prompt otherwise.
     pub fn prompt_spec(&self, template: TemplateKind, tool: &str) -> PromptSpec {
-        let (subject, verbalizer, system, policy_text, examples) = match self.text_for(tool) {
-            Some(t) => (
-                Subject::Request,
-                t.verbalizer,
-                &t.system,
-                &t.policy_text,
-                &t.examples,
-            ),
-            None => (
-                Subject::Action,
-                self.verbalizer,
-                &self.system,
-                &self.policy_text,
-                &self.examples,
-            ),
-        };
+        let (subject, verbalizer, system, policy_text, examples, question) =
+            match self.text_for(tool) {
+                Some(t) => (
+                    Subject::Request,
+                    t.verbalizer,
+                    &t.system,
+                    &t.policy_text,
+                    &t.examples,
+                    &t.question,
+                ),
+                None => (
+                    Subject::Action,
+                    self.verbalizer,
+                    &self.system,
+                    &self.policy_text,
+                    &self.examples,
+                    &self.question,
+                ),
+            };
         PromptSpec {
             template,
             verbalizer,
@@ -135,7 +146,23 @@ impl GateSettings {
             system: system.clone(),
             policy_text: policy_text.clone(),
             examples: examples.clone(),
+            question: question.clone(),
         }
+    }
+
+    /// The injection check's prompt, when the policy has one and `tool` is a tool call (free text
+    /// is itself addressed to a model: the question has no meaning there).
+    pub fn injection_spec(&self, template: TemplateKind, tool: &str) -> Option<PromptSpec> {
+        let i = self.injection.as_ref().filter(|_| tool != TEXT_TOOL)?;
+        Some(PromptSpec {
+            template,
+            verbalizer: i.verbalizer,
+            subject: Subject::Action,
+            system: i.system.clone(),
+            policy_text: i.policy_text.clone(),
+            examples: i.examples.clone(),
+            question: i.question.clone(),
+        })
     }
 
     /// The labelled examples of the prompt that judges `tool`.

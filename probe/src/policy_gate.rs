@@ -1,10 +1,10 @@
 //! Loading of the policy's `[gate]` section and its `[gate.text]` prompt for free text.
 
-use super::{join, GateSettings, Loader, TextGateSettings, R};
+use super::{join, GateSettings, Loader, PromptSettings, R};
 use crate::prompt::{Example, TemplateKind, Verbalizer, DEFAULT_SYSTEM};
 use crate::toml::Table;
 use alloc::format;
-use alloc::string::ToString;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 impl Loader<'_> {
@@ -23,7 +23,9 @@ impl Loader<'_> {
                 "system",
                 "policy_text",
                 "examples",
+                "question",
                 "text",
+                "injection",
             ],
         )?;
         let verbalizer = self.verbalizer(g, "gate")?.unwrap_or(Verbalizer::YesNo);
@@ -37,7 +39,11 @@ impl Loader<'_> {
         let examples = self.load_examples(g, "gate")?;
         let text = match self.table(g, "gate", "text")? {
             None => None,
-            Some(t) => Some(self.load_text_gate(t, verbalizer)?),
+            Some(t) => Some(self.load_prompt(t, "gate.text", verbalizer, false)?),
+        };
+        let injection = match self.table(g, "gate", "injection")? {
+            None => None,
+            Some(t) => Some(self.load_prompt(t, "gate.injection", Verbalizer::YesNo, true)?),
         };
         Ok(GateSettings {
             enabled: self.boolean(g, "gate", "enabled")?.unwrap_or(true),
@@ -50,12 +56,21 @@ impl Loader<'_> {
                 .unwrap_or_else(|| DEFAULT_SYSTEM.to_string()),
             policy_text: self.string(g, "gate", "policy_text")?.unwrap_or_default(),
             examples,
+            question: self.question(g, "gate", verbalizer)?,
             text,
+            injection,
         })
     }
 
-    fn load_text_gate(&self, t: &Table, gate_verbalizer: Verbalizer) -> R<TextGateSettings> {
-        let path = "gate.text";
+    /// A section with a prompt of its own; `question_required` for a question that is not the
+    /// verbalizer's "is this dangerous?".
+    fn load_prompt(
+        &self,
+        t: &Table,
+        path: &str,
+        default_verbalizer: Verbalizer,
+        question_required: bool,
+    ) -> R<PromptSettings> {
         self.check_keys(
             t,
             path,
@@ -66,11 +81,17 @@ impl Loader<'_> {
                 "system",
                 "policy_text",
                 "examples",
+                "question",
             ],
         )?;
-        let need = |key: &str| self.err(&join(path, key), "missing (the text prompt needs it)");
-        Ok(TextGateSettings {
-            verbalizer: self.verbalizer(t, path)?.unwrap_or(gate_verbalizer),
+        let verbalizer = self.verbalizer(t, path)?.unwrap_or(default_verbalizer);
+        let need = |key: &str| self.err(&join(path, key), format!("missing ([{path}] needs it)"));
+        let question = self.question(t, path, verbalizer)?;
+        if question_required && question.is_none() {
+            return Err(need("question"));
+        }
+        Ok(PromptSettings {
+            verbalizer,
             alpha: self.prob(t, path, "alpha")?.unwrap_or(1.0),
             threshold: self.prob(t, path, "threshold")?.unwrap_or(0.5),
             system: self
@@ -78,7 +99,29 @@ impl Loader<'_> {
                 .ok_or_else(|| need("system"))?,
             policy_text: self.string(t, path, "policy_text")?.unwrap_or_default(),
             examples: self.load_examples(t, path)?,
+            question,
         })
+    }
+
+    /// A question of the policy's own: it must name both label words, or the model is asked one
+    /// thing and read for another.
+    fn question(&self, t: &Table, path: &str, verbalizer: Verbalizer) -> R<Option<String>> {
+        let Some(q) = self.string(t, path, "question")? else {
+            return Ok(None);
+        };
+        let (danger, safe) = verbalizer.words();
+        for word in [danger, safe] {
+            if !q.contains(word) {
+                return Err(self.err(
+                    &join(path, "question"),
+                    format!(
+                        "the question must name the label word {word:?} ({} verbalizer)",
+                        verbalizer.name()
+                    ),
+                ));
+            }
+        }
+        Ok(Some(q))
     }
 
     fn verbalizer(&self, t: &Table, path: &str) -> R<Option<Verbalizer>> {

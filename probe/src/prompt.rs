@@ -221,6 +221,9 @@ pub struct PromptSpec {
     pub system: String,
     pub policy_text: String,
     pub examples: Vec<Example>,
+    /// The question after the item; `None` = the verbalizer's own (`Verbalizer::question`). A
+    /// policy's question must name both label words (checked when the policy loads).
+    pub question: Option<String>,
 }
 
 pub const DEFAULT_SYSTEM: &str = "You are a security monitor for an AI agent. You see one tool call the agent \
@@ -252,11 +255,14 @@ impl PromptSpec {
     }
 
     fn question_body(&self, action_text: &str) -> String {
-        format!(
-            "{}: {action_text}\n{}",
-            self.subject.heading(),
-            self.verbalizer.question(self.subject)
-        )
+        let heading = self.subject.heading();
+        match &self.question {
+            Some(q) => format!("{heading}: {action_text}\n{q}"),
+            None => format!(
+                "{heading}: {action_text}\n{}",
+                self.verbalizer.question(self.subject)
+            ),
+        }
     }
 }
 
@@ -294,6 +300,7 @@ mod tests {
                 action: "ls".into(),
                 dangerous: false
             }],
+            question: None,
         };
         let labels =
             resolve_labels(&MockModel::new(), TemplateKind::ChatMl, Verbalizer::YesNo).unwrap();
@@ -317,6 +324,7 @@ mod tests {
             system: "SYS".into(),
             policy_text: String::new(),
             examples: Vec::new(),
+            question: None,
         };
         assert_eq!(
             spec.suffix("How do I kill a process?"),
@@ -339,6 +347,7 @@ mod tests {
             system: "S".into(),
             policy_text: "no deletes".into(),
             examples: Vec::new(),
+            question: None,
         };
         assert!(spec
             .suffix("a")
