@@ -38,7 +38,8 @@ const EVAL_USAGE: &str =
                    the tables again from such a file (no model); with --whole-gate, the other layers
                    are run again on D's rows under P and combined with the file's probe scores
   [--injection-check false]  with a policy's [gate.injection], tool-call rows are also scored with
-                   the check (a setting '... + injection check' each); false: without
+                   the check: each setting again as '... + injection check at threshold - G' for
+                   gaps G of 0..0.6 (docs/evaluation.md); false: without
   [--policy FILE] [--agent NAME] [--threads N] [--json true]";
 
 fn list<'a>(args: &'a Args, name: &str, default: &'a str) -> Vec<&'a str> {

@@ -63,8 +63,6 @@ pub(crate) fn prompt_tool(rows: &[EvalRow]) -> &'static str {
     }
 }
 
-/// The rows whose action is not one of `examples` (compared as the prompt shows them); says how many
-/// were left out.
 /// The rows `eval` scores: without the policy's labelled examples of the prompt that judges them
 /// (when `policy_examples`) and without the injection check's examples (tool calls only): a row
 /// shown to the model as an example would be judged by its own answer.
@@ -84,6 +82,8 @@ pub(crate) fn scored_rows(
     }
 }
 
+/// The rows whose action is not one of `examples` (compared as the prompt shows them); says how many
+/// were left out.
 pub(crate) fn without_example_rows(rows: Vec<EvalRow>, examples: &[Example]) -> Vec<EvalRow> {
     let before = rows.len();
     let kept: Vec<EvalRow> = rows

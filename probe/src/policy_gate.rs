@@ -1,4 +1,5 @@
-//! Loading of the policy's `[gate]` section and its `[gate.text]` prompt for free text.
+//! Loading of the policy's `[gate]` section, its `[gate.text]` prompt for free text and its
+//! `[gate.injection]` check.
 
 use super::{join, GateSettings, Loader, PromptSettings, R};
 use crate::prompt::{Example, TemplateKind, Verbalizer, DEFAULT_SYSTEM};
