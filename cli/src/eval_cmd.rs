@@ -18,7 +18,7 @@ use probe::gate::ProbeGate;
 use probe::pipeline::{Layers, Pipeline};
 use probe::policy::Policy;
 use probe::prefilter::prefilter;
-use probe::prompt::{Example, PromptSpec, TemplateKind, Verbalizer};
+use probe::prompt::{Example, PromptSpec, Subject, TemplateKind, Verbalizer};
 use probe::LogitModel;
 use std::time::Instant;
 
@@ -215,13 +215,13 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
             });
         }
     }
-    let check = policy.gate.injection_spec(template, tool);
-    if let Some(spec) = check.filter(|_| args.get("--injection-check") != Some("false")) {
-        let alpha = policy.gate.injection.as_ref().map_or(0.0, |i| i.alpha);
+    let check = policy.gate.injection_for(tool);
+    if let Some(i) = check.filter(|_| args.get("--injection-check") != Some("false")) {
+        let spec = i.spec(template, Subject::Action);
         crate::eval_injection::add_injection_check(
             &model,
             spec,
-            alpha,
+            i.alpha,
             &texts,
             &mut report.scored,
         )?;

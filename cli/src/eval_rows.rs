@@ -76,7 +76,7 @@ pub(crate) fn scored_rows(
         true => without_example_rows(rows, policy.gate.examples_for(tool)),
         false => rows,
     };
-    match policy.gate.injection.as_ref().filter(|_| tool != TEXT_TOOL) {
+    match policy.gate.injection_for(tool) {
         Some(i) => without_example_rows(rows, &i.examples),
         None => rows,
     }

@@ -190,9 +190,6 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
     pub fn gate(&self) -> Option<&ProbeGate<'m, M>> {
         self.gate.as_ref()
     }
-    pub fn injection_gate(&self) -> Option<&ProbeGate<'m, M>> {
-        self.injection_gate.as_ref()
-    }
     pub fn model_digest(&self) -> [u8; 32] {
         self.model_digest
     }

@@ -50,8 +50,7 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
         let check = self
             .injection_gate
             .as_ref()
-            .zip(self.policy.gate.injection.as_ref())
-            .filter(|_| action.tool != crate::action::TEXT_TOOL);
+            .zip(self.policy.gate.injection_for(&action.tool));
         let mut reason = format!("p(dangerous) {p:.3} < threshold {threshold} (alpha {alpha})");
         if let Some((inj_gate, inj)) = check {
             let p_inj = inj_gate

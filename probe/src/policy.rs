@@ -111,6 +111,21 @@ pub struct PromptSettings {
     pub question: Option<String>,
 }
 
+impl PromptSettings {
+    /// This section's prompt, showing the item as `subject`.
+    pub fn spec(&self, template: TemplateKind, subject: Subject) -> PromptSpec {
+        PromptSpec {
+            template,
+            verbalizer: self.verbalizer,
+            subject,
+            system: self.system.clone(),
+            policy_text: self.policy_text.clone(),
+            examples: self.examples.clone(),
+            question: self.question.clone(),
+        }
+    }
+}
+
 impl GateSettings {
     /// The text section when `tool` is free text and the policy has one.
     pub fn text_for(&self, tool: &str) -> Option<&PromptSettings> {
@@ -120,49 +135,30 @@ impl GateSettings {
     /// The prompt that judges actions of `tool`: the `[gate.text]` prompt for free text when the
     /// policy has one, the tool-call prompt otherwise.
     pub fn prompt_spec(&self, template: TemplateKind, tool: &str) -> PromptSpec {
-        let (subject, verbalizer, system, policy_text, examples, question) =
-            match self.text_for(tool) {
-                Some(t) => (
-                    Subject::Request,
-                    t.verbalizer,
-                    &t.system,
-                    &t.policy_text,
-                    &t.examples,
-                    &t.question,
-                ),
-                None => (
-                    Subject::Action,
-                    self.verbalizer,
-                    &self.system,
-                    &self.policy_text,
-                    &self.examples,
-                    &self.question,
-                ),
-            };
-        PromptSpec {
-            template,
-            verbalizer,
-            subject,
-            system: system.clone(),
-            policy_text: policy_text.clone(),
-            examples: examples.clone(),
-            question: question.clone(),
+        match self.text_for(tool) {
+            Some(t) => t.spec(template, Subject::Request),
+            None => PromptSpec {
+                template,
+                verbalizer: self.verbalizer,
+                subject: Subject::Action,
+                system: self.system.clone(),
+                policy_text: self.policy_text.clone(),
+                examples: self.examples.clone(),
+                question: self.question.clone(),
+            },
         }
     }
 
-    /// The injection check's prompt, when the policy has one and `tool` is a tool call (free text
-    /// is itself addressed to a model: the question has no meaning there).
+    /// The injection check when the policy has one and `tool` is a tool call (free text is itself
+    /// addressed to a model: the question has no meaning there).
+    pub fn injection_for(&self, tool: &str) -> Option<&PromptSettings> {
+        self.injection.as_ref().filter(|_| tool != TEXT_TOOL)
+    }
+
+    /// The injection check's prompt for `tool` (see [`GateSettings::injection_for`]).
     pub fn injection_spec(&self, template: TemplateKind, tool: &str) -> Option<PromptSpec> {
-        let i = self.injection.as_ref().filter(|_| tool != TEXT_TOOL)?;
-        Some(PromptSpec {
-            template,
-            verbalizer: i.verbalizer,
-            subject: Subject::Action,
-            system: i.system.clone(),
-            policy_text: i.policy_text.clone(),
-            examples: i.examples.clone(),
-            question: i.question.clone(),
-        })
+        self.injection_for(tool)
+            .map(|i| i.spec(template, Subject::Action))
     }
 
     /// The labelled examples of the prompt that judges `tool`.

@@ -4,6 +4,7 @@
 //! earlier turns) is the prefix, prefilled once, and only the action and the question are the suffix.
 
 use crate::{LogitModel, ProbeError};
+use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -255,14 +256,11 @@ impl PromptSpec {
     }
 
     fn question_body(&self, action_text: &str) -> String {
-        let heading = self.subject.heading();
-        match &self.question {
-            Some(q) => format!("{heading}: {action_text}\n{q}"),
-            None => format!(
-                "{heading}: {action_text}\n{}",
-                self.verbalizer.question(self.subject)
-            ),
-        }
+        let question = match &self.question {
+            Some(q) => Cow::Borrowed(q.as_str()),
+            None => Cow::Owned(self.verbalizer.question(self.subject)),
+        };
+        format!("{}: {action_text}\n{question}", self.subject.heading())
     }
 }
 
