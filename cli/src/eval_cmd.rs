@@ -6,7 +6,9 @@
 
 use crate::args::Args;
 use crate::eval_report::{Report, Scored};
-use crate::eval_rows::{load_rows, prompt_tool, scored_rows};
+use crate::eval_rows::{
+    example_set, examples_from_rows, load_rows, prompt_tool, scored_rows, without_example_rows,
+};
 use crate::model_file::ModelFile;
 use crate::probe_cmds::{load_policy, parse_verbalizer};
 use probe::audit;
@@ -25,7 +27,10 @@ use std::time::Instant;
 const EVAL_USAGE: &str =
     "usage: probevisor eval [--model PATH] --dataset FILE [--format auto|toolcalls|harmbench|text]
   [--text-col C] [--label-col L] [--positive V] [--categories standard,contextual] [--limit N]
-  [--verbalizer yes/no,safe/dangerous,...] (default: the policy's) [--examples policy,none] [--alpha 0,0.5,1]
+  [--verbalizer yes/no,safe/dangerous,...] (default: the policy's) [--alpha 0,0.5,1]
+  [--examples policy,reversed,none]  the policy's examples, the same last first, or none
+  [--add-examples ID,...]  these dataset rows, in this order, after the policy's examples (not scored)
+  [--question Q]   ask Q after the action in place of the policy's question (names both label words)
   [--threshold T]   (default: the policy's gate threshold)
   [--cv K]          choose verbalizer, examples, alpha and threshold by k-fold cross-validation
   [--baseline generate] [--gen-tokens N]   generate-and-parse on the same model and prompt
@@ -56,16 +61,33 @@ struct PrefixSetting {
     verbalizer: Verbalizer,
     examples_name: String,
     examples: Vec<Example>,
+    /// `--question`: in place of the policy's (or the verbalizer's) question.
+    question: Option<String>,
 }
 
 impl PrefixSetting {
     /// The prompt: the policy's system and policy texts with this verbalizer and these examples.
     fn spec(&self, policy: &Policy, template: TemplateKind, tool: &str) -> PromptSpec {
+        let spec = policy.gate.prompt_spec(template, tool);
         PromptSpec {
             verbalizer: self.verbalizer,
             examples: self.examples.clone(),
-            ..policy.gate.prompt_spec(template, tool)
+            question: self.question.clone().or(spec.question.clone()),
+            ..spec
         }
+    }
+}
+
+/// `--question Q` for `verbalizer`: like a policy's question, it must name both label words.
+fn question_for(question: Option<&str>, verbalizer: Verbalizer) -> Result<Option<String>, String> {
+    let Some(q) = question else { return Ok(None) };
+    let (danger, safe) = verbalizer.words();
+    match [danger, safe].into_iter().find(|w| !q.contains(w)) {
+        Some(w) => Err(format!(
+            "--question must name the label word {w:?} of the {} verbalizer",
+            verbalizer.name()
+        )),
+        None => Ok(Some(q.to_string())),
     }
 }
 
@@ -95,6 +117,8 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         "--whole-gate",
         "--scores-in",
         "--injection-check",
+        "--add-examples",
+        "--question",
     ];
     let args = Args::parse(raw, &with_value)?;
     if let Some(file) = args.get("--scores-in") {
@@ -132,21 +156,20 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
     }
     let threshold: f32 = args.number("--threshold", policy.gate.defaults_for(tool).1)?;
     let own_examples = policy.gate.examples_for(tool);
+    let added = examples_from_rows(&rows, &list(&args, "--add-examples", ""))?;
     // A row shown to the model as a labelled example is never scored: it would be judged by its own answer.
-    let uses_policy_examples = list(&args, "--examples", "policy").contains(&"policy");
-    let rows = scored_rows(rows, &policy, uses_policy_examples);
+    let example_names = list(&args, "--examples", "policy");
+    let uses_policy_examples = example_names.iter().any(|n| *n != "none");
+    let rows = without_example_rows(scored_rows(rows, &policy, uses_policy_examples), &added);
     let mut prefixes = Vec::new();
     for &verbalizer in &verbalizers {
-        for name in list(&args, "--examples", "policy") {
-            let examples = match name {
-                "policy" => own_examples.to_vec(),
-                "none" => Vec::new(),
-                o => return Err(format!("--examples: '{o}' (policy, none)")),
-            };
+        for name in &example_names {
+            let (examples, examples_name) = example_set(name, own_examples, &added)?;
             prefixes.push(PrefixSetting {
                 verbalizer,
-                examples_name: name.to_string(),
+                examples_name,
                 examples,
+                question: question_for(args.get("--question"), verbalizer)?,
             });
         }
     }
@@ -427,5 +450,17 @@ mod tests {
             whole_gate_scores(&[0.2, 0.7, 0.1], &[true, false, false]),
             vec![1.0, 0.7, 0.1]
         );
+    }
+
+    #[test]
+    fn a_question_must_name_both_label_words() {
+        let q = "Does this action violate the policy? Answer Yes or No.";
+        assert_eq!(
+            question_for(Some(q), Verbalizer::YesNo).unwrap().as_deref(),
+            Some(q)
+        );
+        let e = question_for(Some(q), Verbalizer::SafeDangerous).unwrap_err();
+        assert!(e.contains("\"Dangerous\""), "{e}");
+        assert_eq!(question_for(None, Verbalizer::YesNo).unwrap(), None);
     }
 }

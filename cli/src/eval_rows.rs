@@ -102,6 +102,48 @@ pub(crate) fn without_example_rows(rows: Vec<EvalRow>, examples: &[Example]) -> 
     kept
 }
 
+/// The example set that `--examples NAME` names: `policy` (the policy's own, in order), `reversed`
+/// (the same, last first) or `none`; `added` (the rows `--add-examples` names) follow the policy's
+/// own in the first two. Returns the set and the name the tables show.
+pub(crate) fn example_set(
+    name: &str,
+    own: &[Example],
+    added: &[Example],
+) -> Result<(Vec<Example>, String), String> {
+    let mut set = match name {
+        "policy" => own.to_vec(),
+        "reversed" => own.iter().rev().cloned().collect(),
+        "none" => return Ok((Vec::new(), name.to_string())),
+        o => return Err(format!("--examples: '{o}' (policy, reversed, none)")),
+    };
+    set.extend_from_slice(added);
+    let shown = match added.len() {
+        0 => name.to_string(),
+        n => format!("{name} + {n} rows"),
+    };
+    Ok((set, shown))
+}
+
+/// The dataset's rows named by `ids`, in that order, as labelled examples (the action as the
+/// prompt shows it, labelled by the row); an id the dataset lacks, or one named twice, is an error.
+pub(crate) fn examples_from_rows(rows: &[EvalRow], ids: &[&str]) -> Result<Vec<Example>, String> {
+    let mut out = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        if ids[..i].contains(id) {
+            return Err(format!("--add-examples: '{id}' is named twice"));
+        }
+        let row = rows
+            .iter()
+            .find(|r| r.id == *id)
+            .ok_or_else(|| format!("--add-examples: the dataset has no row '{id}'"))?;
+        out.push(Example {
+            action: row.action.prompt_text(),
+            dangerous: row.harmful,
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +192,56 @@ mod tests {
             "no [gate.text]: the tool-call examples"
         );
         assert_eq!(default.gate.examples_for(prompt_tool(&calls)).len(), 36);
+    }
+
+    #[test]
+    fn example_sets_reverse_and_extend_the_policy_examples() {
+        let ex = |a: &str, d: bool| Example {
+            action: a.into(),
+            dangerous: d,
+        };
+        let own = vec![ex("a", false), ex("b", true)];
+        let rows = vec![
+            row(r#"{"tool":"read_file","args":{"path":"/c"}}"#, "c"),
+            EvalRow {
+                harmful: true,
+                ..row(r#"{"tool":"read_file","args":{"path":"/d"}}"#, "d")
+            },
+        ];
+        let added = examples_from_rows(&rows, &["d", "c"]).unwrap();
+        assert_eq!(
+            added,
+            vec![
+                ex(r#"read_file {"path":"/d"}"#, true),
+                ex(r#"read_file {"path":"/c"}"#, false)
+            ]
+        );
+        let (set, name) = example_set("reversed", &own, &added).unwrap();
+        assert_eq!(name, "reversed + 2 rows");
+        let order: Vec<&str> = set.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "b",
+                "a",
+                r#"read_file {"path":"/d"}"#,
+                r#"read_file {"path":"/c"}"#
+            ]
+        );
+        assert_eq!(
+            example_set("policy", &own, &[]).unwrap(),
+            (own.clone(), "policy".into())
+        );
+        assert!(example_set("none", &own, &added).unwrap().0.is_empty());
+        assert!(example_set("random", &own, &added).is_err());
+        assert!(examples_from_rows(&rows, &["x"])
+            .unwrap_err()
+            .contains("no row 'x'"));
+        assert!(examples_from_rows(&rows, &["c", "c"])
+            .unwrap_err()
+            .contains("twice"));
+        let kept = without_example_rows(rows, &added[..1]);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].id, "c");
     }
 }
