@@ -112,9 +112,14 @@ pub fn probe(raw: &[String]) -> Result<(), String> {
         _ => None,
     };
     let t0 = Instant::now();
-    let mut pipeline = Pipeline::new(policy, model.as_ref(), &mut CalibrationCache::new(), layers)
-        .map_err(|e| format!("{e}"))?;
+    // Only the prompts this action can reach are prefilled: free text never pays for the
+    // injection check's prefix, nor, under a policy with [gate.text], for the tool-call prompt's.
+    let mut pipeline =
+        Pipeline::on_demand(policy, model.as_ref(), layers).map_err(|e| format!("{e}"))?;
     pipeline.set_gate_defaults(alpha, threshold);
+    pipeline
+        .prefill_for(&action)
+        .map_err(|e| format!("cannot build the probe's prompt: {e}"))?;
     let setup_ms = t0.elapsed().as_secs_f64() * 1e3;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

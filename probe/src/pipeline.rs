@@ -132,11 +132,13 @@ impl Layers {
 
 pub struct Pipeline<'m, M: LogitModel> {
     policy: Policy,
+    /// The tool-call prompt's gate: prefilled by [`Pipeline::new`], on first use by
+    /// [`Pipeline::on_demand`].
     gate: Option<ProbeGate<'m, M>>,
     /// The `[gate.text]` prompt's gate, prefilled on the first free-text action (a policy that
     /// never sees free text never pays for its prefix).
     text_gate: Option<ProbeGate<'m, M>>,
-    /// The `[gate.injection]` question's gate, prefilled with the tool-call gate.
+    /// The `[gate.injection]` question's gate, prefilled with the tool-call gate (or on first use).
     injection_gate: Option<ProbeGate<'m, M>>,
     model: Option<&'m M>,
     limiter: RateLimiter,
@@ -145,38 +147,47 @@ pub struct Pipeline<'m, M: LogitModel> {
 }
 
 impl<'m, M: LogitModel> Pipeline<'m, M> {
-    /// Build the pipeline; with the probe layer on this prefills the prompt prefix and computes the
-    /// calibration, so a label that is not a single token fails here, not at decision time.
+    /// Build the pipeline; with the probe layer on this prefills the tool-call prompt's prefix (and
+    /// the injection check's) and computes the calibration, so a label that is not a single token
+    /// fails here, not at decision time, and no verdict waits for a prefix.
     pub fn new(
         policy: Policy,
         model: Option<&'m M>,
         cache: &mut CalibrationCache,
         layers: Layers,
     ) -> Result<Self, ProbeError> {
+        let mut p = Self::on_demand(policy, model, layers)?;
+        if let Some(m) = p.model {
+            let template = template_of(&p.policy, m);
+            let spec = p.policy.gate.prompt_spec(template, "");
+            p.gate = Some(ProbeGate::new(m, spec, cache)?);
+            if let Some(spec) = p.policy.gate.injection_spec(template, "") {
+                p.injection_gate = Some(ProbeGate::new(m, spec, cache)?);
+            }
+        }
+        Ok(p)
+    }
+
+    /// Build the pipeline without prefilling anything: each prompt's prefix is prefilled the first
+    /// time an action needs it (a one-shot command judging one action pays only for the prompts
+    /// that action reaches). A prompt that cannot be built then denies that action.
+    pub fn on_demand(
+        policy: Policy,
+        model: Option<&'m M>,
+        layers: Layers,
+    ) -> Result<Self, ProbeError> {
         let probe = layers.probe && policy.gate.enabled;
-        let (gate, injection_gate) = match (probe, model) {
-            (false, _) => (None, None),
-            (true, None) => {
-                return Err(ProbeError::BadRequest(
-                    "the probe layer needs a model".to_string(),
-                ))
-            }
-            (true, Some(m)) => {
-                let template = template_of(&policy, m);
-                let spec = policy.gate.prompt_spec(template, "");
-                let injection = match policy.gate.injection_spec(template, "") {
-                    Some(spec) => Some(ProbeGate::new(m, spec, cache)?),
-                    None => None,
-                };
-                (Some(ProbeGate::new(m, spec, cache)?), injection)
-            }
-        };
+        if probe && model.is_none() {
+            return Err(ProbeError::BadRequest(
+                "the probe layer needs a model".to_string(),
+            ));
+        }
         let model_digest = model.map(|m| m.model_digest()).unwrap_or([0; 32]);
         Ok(Pipeline {
             policy,
-            gate,
+            gate: None,
             text_gate: None,
-            injection_gate,
+            injection_gate: None,
             model: model.filter(|_| probe),
             limiter: RateLimiter::new(),
             layers: Layers { probe, ..layers },
@@ -186,9 +197,6 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
-    }
-    pub fn gate(&self) -> Option<&ProbeGate<'m, M>> {
-        self.gate.as_ref()
     }
     pub fn model_digest(&self) -> [u8; 32] {
         self.model_digest

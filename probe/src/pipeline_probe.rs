@@ -5,14 +5,35 @@ use super::{Decision, Layer, LayerOutcome, Pipeline, Status};
 use crate::action::Action;
 use crate::calibration::CalibrationCache;
 use crate::gate::ProbeGate;
-use crate::policy::Policy;
+use crate::policy::{GateSettings, Policy};
 use crate::prompt::TemplateKind;
-use crate::LogitModel;
+use crate::{LogitModel, ProbeError};
 use alloc::borrow::Cow;
 use alloc::format;
 use alloc::string::{String, ToString};
 
 impl<'m, M: LogitModel> Pipeline<'m, M> {
+    /// Prefill every prompt that `action` can reach (the prompt that judges it and, for a tool
+    /// call, the injection check), so that [`Pipeline::decide`] then pays only for verdicts. For a
+    /// pipeline built by [`Pipeline::on_demand`]; a no-op for what is already prefilled.
+    pub fn prefill_for(&mut self, action: &Action) -> Result<(), ProbeError> {
+        let Some(model) = self.model else {
+            return Ok(());
+        };
+        let template = template_of(&self.policy, model);
+        let settings = &self.policy.gate;
+        let gates = (&mut self.gate, &mut self.text_gate);
+        judging_gate(gates, model, settings, template, &action.tool)?;
+        injection_gate(
+            &mut self.injection_gate,
+            model,
+            settings,
+            template,
+            &action.tool,
+        )?;
+        Ok(())
+    }
+
     /// Score `action` (already neutralised by the pre-filter) at the tier's and tool's `alpha`, add
     /// the pre-filter's `raise`, and deny when p(dangerous) meets the threshold. A tool call it
     /// lets through is then asked the injection check's question (when the policy has one), denied
@@ -24,16 +45,14 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
         raise: f32,
         d: &mut Decision,
     ) -> Result<(), (Layer, String)> {
-        let Some(gate) = gate_for(
-            &self.gate,
-            &mut self.text_gate,
-            self.model,
-            &self.policy,
-            &action.tool,
-        )?
-        else {
+        let Some(model) = self.model else {
             return Ok(());
         };
+        let template = template_of(&self.policy, model);
+        let settings = &self.policy.gate;
+        let gates = (&mut self.gate, &mut self.text_gate);
+        let gate = judging_gate(gates, model, settings, template, &action.tool)
+            .map_err(|e| (Layer::Probe, format!("probe prompt failed: {e}")))?;
         let text = action.prompt_text();
         let score = gate
             .score(&text, alpha)
@@ -47,10 +66,15 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
                 format!("p(dangerous) {p:.3} >= threshold {threshold} (alpha {alpha})"),
             ));
         }
-        let check = self
-            .injection_gate
-            .as_ref()
-            .zip(self.policy.gate.injection_for(&action.tool));
+        let check = injection_gate(
+            &mut self.injection_gate,
+            model,
+            settings,
+            template,
+            &action.tool,
+        )
+        .map_err(|e| (Layer::Probe, format!("injection check failed: {e}")))?
+        .zip(settings.injection_for(&action.tool));
         let mut reason = format!("p(dangerous) {p:.3} < threshold {threshold} (alpha {alpha})");
         if let Some((inj_gate, inj)) = check {
             let p_inj = inj_gate
@@ -81,26 +105,47 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
     }
 }
 
-/// The gate that judges `tool`: the `[gate.text]` gate for free text when the policy has one
-/// (prefilled here the first time), else the tool-call gate; `None` with the probe off.
-fn gate_for<'g, 'm, M: LogitModel>(
-    gate: &'g Option<ProbeGate<'m, M>>,
-    text_gate: &'g mut Option<ProbeGate<'m, M>>,
-    model: Option<&'m M>,
-    policy: &Policy,
+/// The gate that judges `tool`: the `[gate.text]` prompt's for free text when the policy has one,
+/// else the tool-call prompt's; prefilled here the first time it is needed.
+fn judging_gate<'g, 'm, M: LogitModel>(
+    (gate, text_gate): (
+        &'g mut Option<ProbeGate<'m, M>>,
+        &'g mut Option<ProbeGate<'m, M>>,
+    ),
+    model: &'m M,
+    settings: &GateSettings,
+    template: TemplateKind,
     tool: &str,
-) -> Result<Option<&'g ProbeGate<'m, M>>, (Layer, String)> {
-    if gate.is_none() || policy.gate.text_for(tool).is_none() {
-        return Ok(gate.as_ref());
+) -> Result<&'g ProbeGate<'m, M>, ProbeError> {
+    let (slot, prompt_tool) = match settings.text_for(tool) {
+        Some(_) => (text_gate, tool),
+        None => (gate, ""),
+    };
+    if slot.is_none() {
+        let spec = settings.prompt_spec(template, prompt_tool);
+        *slot = Some(ProbeGate::new(model, spec, &mut CalibrationCache::new())?);
     }
-    if text_gate.is_none() {
-        let m = model.ok_or((Layer::Probe, "no model".to_string()))?;
-        let spec = policy.gate.prompt_spec(template_of(policy, m), tool);
-        let g = ProbeGate::new(m, spec, &mut CalibrationCache::new())
-            .map_err(|e| (Layer::Probe, format!("text prompt failed: {e}")))?;
-        *text_gate = Some(g);
+    slot.as_ref()
+        .ok_or(ProbeError::BadRequest("no probe prompt".to_string()))
+}
+
+/// The injection check's gate when the policy asks it of `tool`, prefilled here the first time.
+fn injection_gate<'g, 'm, M: LogitModel>(
+    slot: &'g mut Option<ProbeGate<'m, M>>,
+    model: &'m M,
+    settings: &GateSettings,
+    template: TemplateKind,
+    tool: &str,
+) -> Result<Option<&'g ProbeGate<'m, M>>, ProbeError> {
+    if settings.injection_for(tool).is_none() {
+        return Ok(None);
     }
-    Ok(text_gate.as_ref())
+    if slot.is_none() {
+        if let Some(spec) = settings.injection_spec(template, tool) {
+            *slot = Some(ProbeGate::new(model, spec, &mut CalibrationCache::new())?);
+        }
+    }
+    Ok(slot.as_ref())
 }
 
 /// The policy's template, else the one the model's chat template names.

@@ -374,3 +374,41 @@ fn the_injection_check_denies_what_the_gate_allows_and_is_audited() {
     let one = m.suffix_tokens.get() - before;
     assert!(one < 120, "one suffix run, {one} tokens");
 }
+
+#[test]
+fn on_demand_prefills_only_the_prompts_an_action_reaches() {
+    let m = MockModel::new().with_bias(3.0);
+    let policy = Policy::parse(&INJECTION_CHECK.replace("ALPHA", "0.0")).unwrap();
+    let mut p = Pipeline::on_demand(policy, Some(&m), Layers::ALL).unwrap();
+    assert_eq!(m.prefills.get(), 0, "nothing at construction");
+    // Free text is judged by the tool-call prompt here and never asked the check's question.
+    let text = act("text", r#"{"text":"list the docs"}"#);
+    p.prefill_for(&text).unwrap();
+    assert_eq!(m.prefills.get(), 1, "the tool-call prefix only");
+    assert_eq!(p.decide(&text, "agent", 0).p_injection, None);
+    assert_eq!(m.prefills.get(), 1);
+    // A tool call can reach the check: prefill_for prefills it once, decide then prefills nothing.
+    let call = act("t", r#"{"a":"list the docs"}"#);
+    p.prefill_for(&call).unwrap();
+    p.prefill_for(&call).unwrap();
+    assert_eq!(m.prefills.get(), 2, "the check's prefix, once");
+    let d = p.decide(&call, "agent", 1);
+    assert_eq!((d.verdict, m.prefills.get()), (Verdict::Deny, 2), "{d:?}");
+    assert!(d.reason.starts_with("injection check: "), "{}", d.reason);
+    // Without prefill_for, decide prefills on first use and decides as the eager pipeline does.
+    let mut lazy = Pipeline::on_demand(
+        Policy::parse(&INJECTION_CHECK.replace("ALPHA", "0.0")).unwrap(),
+        Some(&m),
+        Layers::ALL,
+    )
+    .unwrap();
+    let d2 = lazy.decide(&call, "agent", 1);
+    let eager = with_check(&m, "0.0").decide(&call, "agent", 1);
+    assert_eq!(
+        (d2.verdict, d2.p_dangerous, d2.p_injection),
+        (eager.verdict, eager.p_dangerous, eager.p_injection)
+    );
+    let policy = Policy::parse(&INJECTION_CHECK.replace("ALPHA", "0.0")).unwrap();
+    let no_model = Pipeline::<MockModel>::on_demand(policy, None, Layers::ALL);
+    assert!(no_model.is_err(), "the probe layer needs a model");
+}
