@@ -18,19 +18,21 @@ use probe::engine::EngineModel;
 use probe::eval_data::EvalRow;
 use probe::gate::ProbeGate;
 use probe::pipeline::{Layers, Pipeline};
-use probe::policy::Policy;
+use probe::policy::{CalibrationScope, Policy};
 use probe::prefilter::prefilter;
 use probe::prompt::{Example, PromptSpec, Subject, TemplateKind, Verbalizer};
 use probe::LogitModel;
 use std::time::Instant;
 
-const EVAL_USAGE: &str =
+pub(crate) const EVAL_USAGE: &str =
     "usage: probevisor eval [--model PATH] --dataset FILE [--format auto|toolcalls|harmbench|text]
   [--text-col C] [--label-col L] [--positive V] [--categories standard,contextual] [--limit N]
   [--verbalizer yes/no,safe/dangerous,...] (default: the policy's) [--alpha 0,0.5,1]
   [--examples policy,reversed,none]  the policy's examples, the same last first, or none
   [--add-examples ID,...]  these dataset rows, in this order, after the policy's examples (not scored)
   [--question Q]   ask Q after the action in place of the policy's question (names both label words)
+  [--calibration shared,per-tool]  content-free inputs: the shared ones, each tool's empty call, or
+                   both as separate settings (default: the policy's [gate] calibration)
   [--threshold T]   (default: the policy's gate threshold)
   [--cv K]          choose verbalizer, examples, alpha and threshold by k-fold cross-validation
   [--baseline generate] [--gen-tokens N]   generate-and-parse on the same model and prompt
@@ -119,6 +121,7 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         "--injection-check",
         "--add-examples",
         "--question",
+        "--calibration",
     ];
     let args = Args::parse(raw, &with_value)?;
     if let Some(file) = args.get("--scores-in") {
@@ -155,6 +158,13 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         );
     }
     let threshold: f32 = args.number("--threshold", policy.gate.defaults_for(tool).1)?;
+    let scopes: Vec<CalibrationScope> =
+        list(&args, "--calibration", policy.gate.calibration.name())
+            .iter()
+            .map(|c| {
+                CalibrationScope::parse(c).ok_or(format!("--calibration: '{c}' (shared, per-tool)"))
+            })
+            .collect::<Result<_, _>>()?;
     let own_examples = policy.gate.examples_for(tool);
     let added = examples_from_rows(&rows, &list(&args, "--add-examples", ""))?;
     // A row shown to the model as a labelled example is never scored: it would be judged by its own answer.
@@ -193,7 +203,7 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
     for p in &prefixes {
         let spec = p.spec(&policy, template, tool);
         let t = Instant::now();
-        let gate = ProbeGate::new(&model, spec, &mut cache)
+        let mut gate = ProbeGate::new(&model, spec, &mut cache)
             .map_err(|e| format!("{}: {e}", p.verbalizer.name()))?;
         let prefix_ms = t.elapsed().as_secs_f64() * 1e3;
         let mut raws = Vec::with_capacity(rows.len());
@@ -220,22 +230,48 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
             gate.prefix_tokens(),
             gate.content_free()
         );
-        for &alpha in &alphas {
-            let scores = raws
-                .iter()
-                .map(|r| gate.calibrate(*r, alpha).map(|s| s.p_dangerous()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| e.to_string())?;
-            report.scored.push(Scored {
-                name: format!(
-                    "{}, examples {}, alpha {alpha}",
-                    p.verbalizer.name(),
-                    p.examples_name
-                ),
-                scores,
-                latency_ms: lat.clone(),
-                prefix_ms,
-            });
+        for &scope in &scopes {
+            let tools = match scope {
+                CalibrationScope::Shared => Vec::new(),
+                CalibrationScope::PerTool => {
+                    add_tool_priors(&mut gate, &policy, &rows, &mut cache)?
+                }
+            };
+            if scope == CalibrationScope::PerTool && tools.is_empty() {
+                eprintln!(
+                    "eval: no row is a call of a tool the policy declares: no per-tool settings"
+                );
+                continue;
+            }
+            let suffix = match scope {
+                CalibrationScope::Shared => "",
+                CalibrationScope::PerTool => ", per-tool calibration",
+            };
+            for &alpha in &alphas {
+                let scores = raws
+                    .iter()
+                    .zip(&rows)
+                    .map(|(r, row)| {
+                        let tool = if tools.contains(&row.action.tool) {
+                            row.action.tool.as_str()
+                        } else {
+                            ""
+                        };
+                        gate.calibrate_for(tool, *r, alpha).map(|s| s.p_dangerous())
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| e.to_string())?;
+                report.scored.push(Scored {
+                    name: format!(
+                        "{}, examples {}, alpha {alpha}{suffix}",
+                        p.verbalizer.name(),
+                        p.examples_name
+                    ),
+                    scores,
+                    latency_ms: lat.clone(),
+                    prefix_ms,
+                });
+            }
         }
     }
     let check = policy.gate.injection_for(tool);
@@ -305,6 +341,34 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
     }
     report.print(args.get("--json").is_some_and(|v| v != "false"));
     Ok(())
+}
+
+/// Give `gate` the prior of every tool among `rows` that the policy declares (each tool's empty
+/// call, as `calibration = "per-tool"` does in the pipeline); returns those tools.
+fn add_tool_priors(
+    gate: &mut ProbeGate<'_, EngineModel>,
+    policy: &Policy,
+    rows: &[EvalRow],
+    cache: &mut CalibrationCache,
+) -> Result<Vec<String>, String> {
+    let mut settings = policy.gate.clone();
+    settings.calibration = CalibrationScope::PerTool;
+    let mut tools: Vec<String> = rows.iter().map(|r| r.action.tool.clone()).collect();
+    tools.sort();
+    tools.dedup();
+    tools.retain(|t| settings.content_free_args(&policy.tools, t).is_some());
+    for tool in &tools {
+        let args = settings
+            .content_free_args(&policy.tools, tool)
+            .unwrap_or_default();
+        let p = gate
+            .add_tool_prior(tool, &args, cache)
+            .map_err(|e| format!("{tool}'s prior: {e}"))?;
+        eprintln!(
+            "eval: per-tool prior of {tool} (its required arguments {args:?} empty): p_cf {p:?}"
+        );
+    }
+    Ok(tools)
 }
 
 /// Every row through the pipeline with `layers` (rate limits lifted: rows are not a burst of one

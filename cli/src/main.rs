@@ -22,10 +22,24 @@ commands:
                                                    copy of llama.cpp's CPU arithmetic)
   synth-model OUT [--seed N] | blake3 FILE         tiny test model; blake3 of a file
   generate --model PATH [-n N] [--threads N] TEXT  greedy continuation of TEXT
-  probe | eval | audit ...                         ProbeLogits commands (see `probevisor probe --help`)
+  probe | eval | audit ...                         ProbeLogits commands (`probevisor probe --help`, eval, audit)
   bridge --com2 SPEC --scratch DIR ...             COM2 <-> MCP server bridge (see `probevisor bridge --help`)";
 
+/// The usage of a command that has its own, for `probevisor CMD --help`.
+fn usage_of(cmd: &str) -> Option<&'static str> {
+    match cmd {
+        "probe" => Some(probe_cmds::PROBE_USAGE),
+        "eval" => Some(eval_cmd::EVAL_USAGE),
+        "audit" => Some(probe_cmds::AUDIT_USAGE),
+        _ => None,
+    }
+}
+
 fn run(cmd: &str, rest: &[String]) -> Result<(), String> {
+    if let Some(usage) = usage_of(cmd).filter(|_| rest.iter().any(|a| a == "-h" || a == "--help")) {
+        println!("{usage}");
+        return Ok(());
+    }
     match cmd {
         "tokenize" => infer_cmds::tokenize(rest),
         "logits" => infer_cmds::logits(rest),
@@ -54,5 +68,23 @@ fn main() {
     if let Err(e) = run(cmd, rest) {
         eprintln!("probevisor {cmd}: {e}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_command_named_in_the_usage_answers_help() {
+        for cmd in ["probe", "eval", "audit"] {
+            let usage = usage_of(cmd).unwrap();
+            assert!(
+                usage.starts_with(&format!("usage: probevisor {cmd}")),
+                "{usage}"
+            );
+            assert_eq!(run(cmd, &["--help".to_string()]), Ok(()));
+        }
+        assert_eq!(usage_of("tokenize"), None);
     }
 }

@@ -16,10 +16,13 @@ use probe::prompt::Verbalizer;
 use std::time::Instant;
 
 pub(crate) const DEFAULT_POLICY: &str = include_str!("../../policies/default.toml");
-const PROBE_USAGE: &str = "usage: probevisor probe [--model PATH] [--policy FILE] [--alpha A] [--threshold T] \
+pub(crate) const PROBE_USAGE: &str = "usage: probevisor probe [--model PATH] [--policy FILE] [--alpha A] [--threshold T] \
 [--verbalizer yes/no|safe/dangerous|allow/deny] [--agent NAME] [--layers all|no-probe|probe-only] [--threads N] \
 [--audit FILE] ACTION\n  ACTION: {\"tool\":\"...\",\"args\":{...}} or plain text\n  --model defaults to the verdict model (Qwen2.5-Coder-1.5B) in the model cache\n\
        probevisor probe --bench N   (times the non-inference layers with the mock model)";
+
+pub(crate) const AUDIT_USAGE: &str = "usage: probevisor audit verify FILE [--final-hash HEX]\n  \
+checks an audit log's hash chain (and that it ends at HEX); prints the record count and final hash";
 
 pub(crate) fn load_policy(args: &Args) -> Result<Policy, String> {
     match args.get("--policy") {
@@ -256,6 +259,6 @@ pub fn audit(raw: &[String]) -> Result<(), String> {
                 }
             }
         }
-        _ => Err("usage: probevisor audit verify FILE [--final-hash HEX]".to_string()),
+        _ => Err(AUDIT_USAGE.to_string()),
     }
 }

@@ -1,12 +1,16 @@
 //! The ProbeLogits gate: a prefilled prefix per gate, one forked forward pass per verdict.
 
+use crate::action::Action;
 use crate::calibration::{
     average, calibrate, calibration_key, CalibrationCache, CONTENT_FREE_INPUTS,
 };
+use crate::json::Value;
 use crate::primitives::classify_tokens;
 use crate::prompt::{resolve_labels, PromptSpec, ResolvedLabels};
 use crate::{LogitModel, ProbeError};
+use alloc::collections::BTreeMap;
 use alloc::format;
+use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 /// The outcome of one probe: raw and calibrated label probabilities (index 0 = dangerous).
@@ -30,7 +34,29 @@ pub struct ProbeGate<'m, M: LogitModel> {
     labels: ResolvedLabels,
     prefix: M::State,
     prefix_tokens: usize,
+    /// The shared content-free probabilities (the paper's calibration).
     p_cf: [f32; 2],
+    /// Per-tool content-free probabilities, from each tool's empty call (policy `calibration =
+    /// "per-tool"`); a tool not here is calibrated with `p_cf`.
+    tool_p_cf: BTreeMap<String, [f32; 2]>,
+    /// The text that names this prompt's calibration entries (prefix and suffix shape).
+    prompt_shape: String,
+}
+
+/// The empty calls of `tool` that calibrate its verdicts: one per content-free input, every
+/// argument in `arg_names` set to that input (`delete_file {"path":"N/A"}`, ...), written as the
+/// pipeline writes an action into the prompt.
+pub fn tool_content_free_texts(tool: &str, arg_names: &[&str]) -> Vec<String> {
+    CONTENT_FREE_INPUTS
+        .iter()
+        .map(|input| {
+            let args = arg_names
+                .iter()
+                .map(|n| (n.to_string(), Value::String(input.to_string())))
+                .collect();
+            Action::new(tool, Value::Object(args)).prompt_text()
+        })
+        .collect()
 }
 
 impl<'m, M: LogitModel> ProbeGate<'m, M> {
@@ -52,26 +78,75 @@ impl<'m, M: LogitModel> ProbeGate<'m, M> {
             prefix,
             prefix_tokens: prefix_tokens.len(),
             p_cf: [0.5; 2],
+            tool_p_cf: BTreeMap::new(),
+            prompt_shape: String::new(),
         };
         // The content-free prompts are the prefix and the suffix around an empty item: both name
         // the cache entry (two gates that share a prefix but ask different questions differ).
-        let prompt_shape = format!("{prefix_text}\u{0}{}", gate.spec.suffix(""));
-        let key = calibration_key(gate.spec.template, gate.spec.verbalizer, &prompt_shape);
-        let p_cf = cache.get_or_compute(key, || {
-            let mut sets = Vec::with_capacity(CONTENT_FREE_INPUTS.len());
-            for input in CONTENT_FREE_INPUTS {
-                sets.push(gate.raw_probs(input)?.to_vec());
+        gate.prompt_shape = format!("{prefix_text}\u{0}{}", gate.spec.suffix(""));
+        gate.p_cf = gate.content_free_probs(&CONTENT_FREE_INPUTS, "", cache)?;
+        Ok(gate)
+    }
+
+    /// The averaged raw probabilities of `inputs` (cached under this prompt and `name`).
+    fn content_free_probs(
+        &self,
+        inputs: &[&str],
+        name: &str,
+        cache: &mut CalibrationCache,
+    ) -> Result<[f32; 2], ProbeError> {
+        let shape = match name {
+            "" => self.prompt_shape.clone(),
+            _ => format!(
+                "{}\u{0}{name}\u{0}{}",
+                self.prompt_shape,
+                inputs.join("\u{0}")
+            ),
+        };
+        let key = calibration_key(self.spec.template, self.spec.verbalizer, &shape);
+        let p = cache.get_or_compute(key, || {
+            let mut sets = Vec::with_capacity(inputs.len());
+            for input in inputs {
+                sets.push(self.raw_probs(input)?.to_vec());
             }
             average(&sets)
         })?;
-        if p_cf.len() != 2 {
-            return Err(ProbeError::LogitCount {
+        match p {
+            [d, s] => Ok([*d, *s]),
+            _ => Err(ProbeError::LogitCount {
                 expected: 2,
-                got: p_cf.len(),
-            });
+                got: p.len(),
+            }),
         }
-        gate.p_cf = [p_cf[0], p_cf[1]];
-        Ok(gate)
+    }
+
+    /// Compute `tool`'s own prior from its empty calls with `arg_names` (three verdicts, once per
+    /// tool and prompt), so that [`ProbeGate::score_for`] calibrates that tool's actions with it.
+    pub fn add_tool_prior(
+        &mut self,
+        tool: &str,
+        arg_names: &[&str],
+        cache: &mut CalibrationCache,
+    ) -> Result<[f32; 2], ProbeError> {
+        if let Some(p) = self.tool_p_cf.get(tool) {
+            return Ok(*p);
+        }
+        let texts = tool_content_free_texts(tool, arg_names);
+        let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let p = self.content_free_probs(&inputs, tool, cache)?;
+        self.tool_p_cf.insert(tool.to_string(), p);
+        Ok(p)
+    }
+
+    /// Whether `tool` has a prior of its own.
+    pub fn has_tool_prior(&self, tool: &str) -> bool {
+        self.tool_p_cf.contains_key(tool)
+    }
+
+    /// The content-free probabilities that calibrate `tool`'s actions: its own prior when it has
+    /// one, else the shared one.
+    pub fn content_free_for(&self, tool: &str) -> [f32; 2] {
+        self.tool_p_cf.get(tool).copied().unwrap_or(self.p_cf)
     }
 
     /// Label probabilities without calibration for `action_text`.
@@ -83,20 +158,36 @@ impl<'m, M: LogitModel> ProbeGate<'m, M> {
         Ok([p[0], p[1]])
     }
 
-    /// Calibrate already computed raw probabilities at `alpha`.
+    /// Calibrate already computed raw probabilities at `alpha` with the shared prior.
     pub fn calibrate(&self, raw: [f32; 2], alpha: f32) -> Result<GateScore, ProbeError> {
-        let c = calibrate(&raw, &self.p_cf, alpha)?;
-        Ok(GateScore {
-            raw,
-            calibrated: [c[0], c[1]],
-            alpha,
-        })
+        calibrated_score(raw, self.p_cf, alpha)
+    }
+
+    /// Calibrate raw probabilities of a `tool` action at `alpha` with the prior it is judged by.
+    pub fn calibrate_for(
+        &self,
+        tool: &str,
+        raw: [f32; 2],
+        alpha: f32,
+    ) -> Result<GateScore, ProbeError> {
+        calibrated_score(raw, self.content_free_for(tool), alpha)
     }
 
     /// One verdict: run the action's tokens on a fork of the prefix, calibrate at `alpha`.
     pub fn score(&self, action_text: &str, alpha: f32) -> Result<GateScore, ProbeError> {
         let raw = self.raw_probs(action_text)?;
         self.calibrate(raw, alpha)
+    }
+
+    /// One verdict on an action of `tool`, calibrated with that tool's prior when it has one.
+    pub fn score_for(
+        &self,
+        tool: &str,
+        action_text: &str,
+        alpha: f32,
+    ) -> Result<GateScore, ProbeError> {
+        let raw = self.raw_probs(action_text)?;
+        self.calibrate_for(tool, raw, alpha)
     }
 
     pub fn content_free(&self) -> [f32; 2] {
@@ -114,6 +205,15 @@ impl<'m, M: LogitModel> ProbeGate<'m, M> {
     pub fn model(&self) -> &'m M {
         self.model
     }
+}
+
+fn calibrated_score(raw: [f32; 2], p_cf: [f32; 2], alpha: f32) -> Result<GateScore, ProbeError> {
+    let c = calibrate(&raw, &p_cf, alpha)?;
+    Ok(GateScore {
+        raw,
+        calibrated: [c[0], c[1]],
+        alpha,
+    })
 }
 
 #[cfg(test)]
@@ -194,6 +294,65 @@ mod tests {
             .score("run_command {\"cmd\":\"sudo rm -rf /\"}", 1.0)
             .unwrap();
         assert!(harmful.p_dangerous() > 0.9);
+    }
+
+    #[test]
+    fn a_tools_empty_calls_are_its_content_free_inputs() {
+        assert_eq!(
+            tool_content_free_texts("write_file", &["path", "content"]),
+            [
+                "write_file {\"content\":\"N/A\",\"path\":\"N/A\"}",
+                "write_file {\"content\":\"\",\"path\":\"\"}",
+                "write_file {\"content\":\"[MASK]\",\"path\":\"[MASK]\"}",
+            ]
+        );
+        assert_eq!(tool_content_free_texts("now", &[])[0], "now {}");
+    }
+
+    #[test]
+    fn a_tool_prior_calibrates_only_that_tools_actions() {
+        // The mock reads "delete" as a danger word, so delete_file's empty call leans dangerous:
+        // its own prior removes that lean from delete_file actions, and nothing else moves.
+        let m = MockModel::new();
+        let mut cache = CalibrationCache::new();
+        let mut gate = ProbeGate::new(&m, spec(0), &mut cache).unwrap();
+        let shared = gate.content_free();
+        let prior = gate
+            .add_tool_prior("delete_file", &["path"], &mut cache)
+            .unwrap();
+        assert!(
+            prior[0] > 0.9 && (shared[0] - 0.5).abs() < 1e-6,
+            "{prior:?} {shared:?}"
+        );
+        assert!(gate.has_tool_prior("delete_file") && !gate.has_tool_prior("list_dir"));
+        assert_eq!(gate.content_free_for("list_dir"), shared);
+        let del = "delete_file {\"path\":\"/tmp/x\"}";
+        let raw = gate.raw_probs(del).unwrap();
+        // Full calibration against a prior equal to the raw probabilities leaves 0.5.
+        let own = gate.score_for("delete_file", del, 1.0).unwrap();
+        assert!((own.p_dangerous() - 0.5).abs() < 1e-4, "{own:?}");
+        let by_hand = calibrate(&raw, &prior, 0.5).unwrap();
+        let half = gate.calibrate_for("delete_file", raw, 0.5).unwrap();
+        assert_eq!(half.calibrated.to_vec(), by_hand);
+        // The shared prior is uniform here: the same action keeps its raw score through it.
+        assert_eq!(gate.score(del, 1.0).unwrap().p_dangerous(), raw[0]);
+        let ls = "list_dir {\"path\":\"docs\"}";
+        assert_eq!(gate.score_for("list_dir", ls, 1.0), gate.score(ls, 1.0));
+        // A second gate on the same prompt takes the tool's prior from the cache.
+        let mut again = ProbeGate::new(&m, spec(0), &mut cache).unwrap();
+        let before = m.suffix_tokens.get();
+        assert_eq!(
+            again
+                .add_tool_prior("delete_file", &["path"], &mut cache)
+                .unwrap(),
+            prior
+        );
+        assert_eq!(
+            m.suffix_tokens.get(),
+            before,
+            "no verdict for a cached prior"
+        );
+        assert_eq!(cache.len(), 2);
     }
 
     #[test]

@@ -159,11 +159,15 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
         let mut p = Self::on_demand(policy, model, layers)?;
         if let Some(m) = p.model {
             let template = template_of(&p.policy, m);
-            let spec = p.policy.gate.prompt_spec(template, "");
-            p.gate = Some(ProbeGate::new(m, spec, cache)?);
-            if let Some(spec) = p.policy.gate.injection_spec(template, "") {
-                p.injection_gate = Some(ProbeGate::new(m, spec, cache)?);
+            let gates = (&mut p.gate, &mut p.text_gate);
+            probe_layer::judging_gate(gates, m, &p.policy, template, "", cache)?;
+            if let Some(gate) = p.gate.as_mut() {
+                for tool in p.policy.tools.keys() {
+                    probe_layer::add_tool_prior(gate, &p.policy, tool, cache)?;
+                }
             }
+            let slot = &mut p.injection_gate;
+            probe_layer::injection_gate(slot, m, &p.policy.gate, template, "", cache)?;
         }
         Ok(p)
     }

@@ -23,14 +23,10 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
         let template = template_of(&self.policy, model);
         let settings = &self.policy.gate;
         let gates = (&mut self.gate, &mut self.text_gate);
-        judging_gate(gates, model, settings, template, &action.tool)?;
-        injection_gate(
-            &mut self.injection_gate,
-            model,
-            settings,
-            template,
-            &action.tool,
-        )?;
+        let cache = &mut CalibrationCache::new();
+        judging_gate(gates, model, &self.policy, template, &action.tool, cache)?;
+        let slot = &mut self.injection_gate;
+        injection_gate(slot, model, settings, template, &action.tool, cache)?;
         Ok(())
     }
 
@@ -51,11 +47,12 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
         let template = template_of(&self.policy, model);
         let settings = &self.policy.gate;
         let gates = (&mut self.gate, &mut self.text_gate);
-        let gate = judging_gate(gates, model, settings, template, &action.tool)
+        let cache = &mut CalibrationCache::new();
+        let gate = judging_gate(gates, model, &self.policy, template, &action.tool, cache)
             .map_err(|e| (Layer::Probe, format!("probe prompt failed: {e}")))?;
         let text = action.prompt_text();
         let score = gate
-            .score(&text, alpha)
+            .score_for(&action.tool, &text, alpha)
             .map_err(|e| (Layer::Probe, format!("probe failed: {e}")))?;
         let p = (score.p_dangerous() + raise).min(1.0);
         d.p_dangerous = Some(p);
@@ -72,6 +69,7 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
             settings,
             template,
             &action.tool,
+            cache,
         )
         .map_err(|e| (Layer::Probe, format!("injection check failed: {e}")))?
         .zip(settings.injection_for(&action.tool));
@@ -106,43 +104,70 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
 }
 
 /// The gate that judges `tool`: the `[gate.text]` prompt's for free text when the policy has one,
-/// else the tool-call prompt's; prefilled here the first time it is needed.
-fn judging_gate<'g, 'm, M: LogitModel>(
+/// else the tool-call prompt's; prefilled here the first time it is needed, and under per-tool
+/// calibration given `tool`'s prior the first time that tool is judged (`cache` holds content-free
+/// probabilities already computed).
+pub(super) fn judging_gate<'g, 'm, M: LogitModel>(
     (gate, text_gate): (
         &'g mut Option<ProbeGate<'m, M>>,
         &'g mut Option<ProbeGate<'m, M>>,
     ),
     model: &'m M,
-    settings: &GateSettings,
+    policy: &Policy,
     template: TemplateKind,
     tool: &str,
+    cache: &mut CalibrationCache,
 ) -> Result<&'g ProbeGate<'m, M>, ProbeError> {
+    let settings = &policy.gate;
     let (slot, prompt_tool) = match settings.text_for(tool) {
         Some(_) => (text_gate, tool),
         None => (gate, ""),
     };
     if slot.is_none() {
         let spec = settings.prompt_spec(template, prompt_tool);
-        *slot = Some(ProbeGate::new(model, spec, &mut CalibrationCache::new())?);
+        *slot = Some(ProbeGate::new(model, spec, cache)?);
     }
-    slot.as_ref()
-        .ok_or(ProbeError::BadRequest("no probe prompt".to_string()))
+    let gate = slot
+        .as_mut()
+        .ok_or(ProbeError::BadRequest("no probe prompt".to_string()))?;
+    if prompt_tool.is_empty() {
+        add_tool_prior(gate, policy, tool, cache)?;
+    }
+    Ok(gate)
+}
+
+/// Under per-tool calibration, give the tool-call prompt's `gate` the prior of `tool` (a tool the
+/// policy declares) unless it has it; otherwise nothing.
+pub(super) fn add_tool_prior<M: LogitModel>(
+    gate: &mut ProbeGate<'_, M>,
+    policy: &Policy,
+    tool: &str,
+    cache: &mut CalibrationCache,
+) -> Result<(), ProbeError> {
+    if gate.has_tool_prior(tool) {
+        return Ok(());
+    }
+    if let Some(args) = policy.gate.content_free_args(&policy.tools, tool) {
+        gate.add_tool_prior(tool, &args, cache)?;
+    }
+    Ok(())
 }
 
 /// The injection check's gate when the policy asks it of `tool`, prefilled here the first time.
-fn injection_gate<'g, 'm, M: LogitModel>(
+pub(super) fn injection_gate<'g, 'm, M: LogitModel>(
     slot: &'g mut Option<ProbeGate<'m, M>>,
     model: &'m M,
     settings: &GateSettings,
     template: TemplateKind,
     tool: &str,
+    cache: &mut CalibrationCache,
 ) -> Result<Option<&'g ProbeGate<'m, M>>, ProbeError> {
     if settings.injection_for(tool).is_none() {
         return Ok(None);
     }
     if slot.is_none() {
         if let Some(spec) = settings.injection_spec(template, tool) {
-            *slot = Some(ProbeGate::new(model, spec, &mut CalibrationCache::new())?);
+            *slot = Some(ProbeGate::new(model, spec, cache)?);
         }
     }
     Ok(slot.as_ref())

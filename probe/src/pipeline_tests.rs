@@ -412,3 +412,73 @@ fn on_demand_prefills_only_the_prompts_an_action_reaches() {
     let no_model = Pipeline::<MockModel>::on_demand(policy, None, Layers::ALL);
     assert!(no_model.is_err(), "the probe layer needs a model");
 }
+
+#[test]
+fn per_tool_calibration_judges_each_tool_against_its_own_empty_call() {
+    // The mock reads "delete" as a danger word: every delete_file call, its empty call included,
+    // leans dangerous. Full calibration against the shared prior keeps that lean; against the
+    // tool's own prior it is gone. Free text keeps the shared prior either way.
+    let m = MockModel::new();
+    let per_tool = DEFAULT.replace(
+        "alpha = 0.0\nthreshold = 0.58",
+        "alpha = 0.0\nthreshold = 0.58\ncalibration = \"per-tool\"",
+    );
+    assert_ne!(per_tool, DEFAULT);
+    let del = act("delete_file", r#"{"path":"/workspace/build/out.o"}"#);
+    let text = act("text", r#"{"text":"how do I list a directory?"}"#);
+    let p_of = |doc: &str, eager: bool| {
+        let policy = Policy::parse(doc).unwrap();
+        let mut p = match eager {
+            true => Pipeline::new(
+                policy,
+                Some(&m),
+                &mut CalibrationCache::new(),
+                Layers::PROBE_ONLY,
+            ),
+            false => Pipeline::on_demand(policy, Some(&m), Layers::PROBE_ONLY),
+        }
+        .unwrap();
+        p.set_gate_defaults(Some(1.0), Some(0.99));
+        [&del, &text].map(|a| p.decide(a, "builder", 0).p_dangerous.unwrap())
+    };
+    let shared = p_of(DEFAULT, true);
+    let own = p_of(&per_tool, true);
+    assert!(shared[0] > 0.9, "{shared:?}");
+    assert!((own[0] - 0.5).abs() < 1e-4, "{own:?}");
+    assert_eq!(own[1], shared[1], "free text is calibrated as before");
+    assert_eq!(
+        p_of(&per_tool, false),
+        own,
+        "on demand decides as the eager pipeline"
+    );
+    let bad = DEFAULT.replace(
+        "threshold = 0.58\n",
+        "threshold = 0.58\ncalibration = \"tool\"\n",
+    );
+    let e = Policy::parse(&bad).unwrap_err();
+    assert!(e.reason.contains("unknown calibration \"tool\""), "{e}");
+}
+
+#[test]
+fn pipelines_sharing_a_cache_compute_each_prior_once() {
+    let m = MockModel::new();
+    let doc = DEFAULT.replace(
+        "threshold = 0.58\n",
+        "threshold = 0.58\ncalibration = \"per-tool\"\n",
+    );
+    let mut cache = CalibrationCache::new();
+    let build = |cache: &mut CalibrationCache| {
+        Pipeline::new(Policy::parse(&doc).unwrap(), Some(&m), cache, Layers::ALL).unwrap()
+    };
+    let _first = build(&mut cache);
+    // The shared prior of the tool-call prompt and of the check, and one per declared tool but text.
+    let tools = Policy::parse(&doc).unwrap().tools.len();
+    assert_eq!(cache.len(), 2 + tools - 1);
+    let before = m.suffix_tokens.get();
+    let _second = build(&mut cache);
+    assert_eq!(
+        m.suffix_tokens.get(),
+        before,
+        "no content-free verdict the second time"
+    );
+}

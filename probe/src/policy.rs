@@ -76,6 +76,33 @@ pub enum OnInjection {
     Raise(f32),
 }
 
+/// Which content-free inputs calibrate a tool call (`[gate] calibration`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CalibrationScope {
+    /// The paper's: "N/A", "" and "[MASK]" where the action goes, one prior for every action.
+    Shared,
+    /// The tool's own empty call: its required arguments all "N/A", then all "", then all
+    /// "[MASK]", one prior per tool (a tool the policy does not declare, and free text, keep the
+    /// shared prior).
+    PerTool,
+}
+
+impl CalibrationScope {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "shared" => Some(CalibrationScope::Shared),
+            "per-tool" => Some(CalibrationScope::PerTool),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            CalibrationScope::Shared => "shared",
+            CalibrationScope::PerTool => "per-tool",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateSettings {
     pub enabled: bool,
@@ -83,6 +110,8 @@ pub struct GateSettings {
     /// `None` = detect from the model's chat template.
     pub template: Option<TemplateKind>,
     pub alpha: f32,
+    /// The content-free inputs of the tool-call prompt's calibration.
+    pub calibration: CalibrationScope,
     pub threshold: f32,
     pub system: String,
     pub policy_text: String,
@@ -170,6 +199,27 @@ impl GateSettings {
     pub fn verbalizer_for(&self, tool: &str) -> Verbalizer {
         self.text_for(tool)
             .map_or(self.verbalizer, |t| t.verbalizer)
+    }
+
+    /// The arguments of `tool`'s empty call when the tool-call prompt judges `tool` with a prior
+    /// of its own (per-tool calibration, a tool the policy declares, not free text): its required
+    /// argument names, in declaration order.
+    pub fn content_free_args<'p>(
+        &self,
+        tools: &'p BTreeMap<String, ToolSpec>,
+        tool: &str,
+    ) -> Option<Vec<&'p str>> {
+        if self.calibration != CalibrationScope::PerTool || tool == TEXT_TOOL {
+            return None;
+        }
+        let spec = tools.get(tool)?;
+        Some(
+            spec.args
+                .iter()
+                .filter(|a| a.required)
+                .map(|a| a.name.as_str())
+                .collect(),
+        )
     }
 
     /// The gate's default (alpha, threshold) for `tool` before tool and tier overrides.

@@ -1,7 +1,7 @@
 //! Loading of the policy's `[gate]` section, its `[gate.text]` prompt for free text and its
 //! `[gate.injection]` check.
 
-use super::{join, GateSettings, Loader, PromptSettings, R};
+use super::{join, CalibrationScope, GateSettings, Loader, PromptSettings, R};
 use crate::prompt::{Example, TemplateKind, Verbalizer, DEFAULT_SYSTEM};
 use crate::toml::Table;
 use alloc::format;
@@ -21,6 +21,7 @@ impl Loader<'_> {
                 "template",
                 "alpha",
                 "threshold",
+                "calibration",
                 "system",
                 "policy_text",
                 "examples",
@@ -38,6 +39,15 @@ impl Loader<'_> {
             ),
         };
         let examples = self.load_examples(g, "gate")?;
+        let calibration = match self.string(g, "gate", "calibration")? {
+            None => CalibrationScope::Shared,
+            Some(c) => CalibrationScope::parse(&c).ok_or_else(|| {
+                self.err(
+                    "gate.calibration",
+                    format!("unknown calibration {c:?} (shared or per-tool)"),
+                )
+            })?,
+        };
         let text = match self.table(g, "gate", "text")? {
             None => None,
             Some(t) => Some(self.load_prompt(t, "gate.text", verbalizer, false)?),
@@ -51,6 +61,7 @@ impl Loader<'_> {
             verbalizer,
             template,
             alpha: self.prob(g, "gate", "alpha")?.unwrap_or(1.0),
+            calibration,
             threshold: self.prob(g, "gate", "threshold")?.unwrap_or(0.5),
             system: self
                 .string(g, "gate", "system")?

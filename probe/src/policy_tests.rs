@@ -254,3 +254,30 @@ fn a_question_must_be_given_and_name_both_label_words() {
         Some("Harmful? Answer Yes or No.")
     );
 }
+
+#[test]
+fn per_tool_calibration_uses_each_declared_tools_required_arguments() {
+    let doc = DEFAULT;
+    let shared = Policy::parse(doc).unwrap();
+    assert_eq!(shared.gate.calibration, CalibrationScope::Shared);
+    assert_eq!(
+        shared.gate.content_free_args(&shared.tools, "delete_file"),
+        None
+    );
+    let p = Policy::parse(&doc.replace(
+        "threshold = 0.58\n",
+        "threshold = 0.58\ncalibration = \"per-tool\"\n",
+    ))
+    .unwrap();
+    assert_eq!(p.gate.calibration, CalibrationScope::PerTool);
+    let args = |t: &str| p.gate.content_free_args(&p.tools, t);
+    assert_eq!(
+        args("delete_file"),
+        Some(vec!["path"]),
+        "recursive is optional"
+    );
+    assert_eq!(args("run_command"), Some(vec!["cmd"]));
+    assert_eq!(args("write_file"), Some(vec!["path", "content"]));
+    assert_eq!(args("text"), None, "free text keeps the shared prior");
+    assert_eq!(args("no_such_tool"), None);
+}
