@@ -46,6 +46,8 @@ pub struct ArgSpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ToolSpec {
+    /// What the tool does, as its author declares it ("" when the policy gives none).
+    pub description: String,
     pub args: Vec<ArgSpec>,
     pub allow_extra_args: bool,
     pub max_args_bytes: usize,
@@ -476,7 +478,7 @@ impl Loader<'_> {
                 .unwrap_or(65536.0) as usize,
             default_tier,
             rules_default,
-            gate: self.load_gate(root)?,
+            gate: self.load_gate(root, &tools)?,
             on_injection,
             rules: self.load_rules(root)?,
             tools,

@@ -1,15 +1,21 @@
 //! Loading of the policy's `[gate]` section, its `[gate.text]` prompt for free text and its
 //! `[gate.injection]` check.
 
-use super::{join, CalibrationScope, GateSettings, Loader, PromptSettings, R};
+use super::{join, CalibrationScope, GateSettings, Loader, PromptSettings, ToolSpec, R};
+use crate::action::TEXT_TOOL;
 use crate::prompt::{Example, TemplateKind, Verbalizer, DEFAULT_SYSTEM};
 use crate::toml::Table;
+use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
 impl Loader<'_> {
-    pub(crate) fn load_gate(&self, root: &Table) -> R<GateSettings> {
+    pub(crate) fn load_gate(
+        &self,
+        root: &Table,
+        tools: &BTreeMap<String, ToolSpec>,
+    ) -> R<GateSettings> {
         let empty = Table::new();
         let g = self.table(root, "", "gate")?.unwrap_or(&empty);
         self.check_keys(
@@ -22,6 +28,7 @@ impl Loader<'_> {
                 "alpha",
                 "threshold",
                 "calibration",
+                "describe_tools",
                 "system",
                 "policy_text",
                 "examples",
@@ -66,7 +73,13 @@ impl Loader<'_> {
             system: self
                 .string(g, "gate", "system")?
                 .unwrap_or_else(|| DEFAULT_SYSTEM.to_string()),
-            policy_text: self.string(g, "gate", "policy_text")?.unwrap_or_default(),
+            policy_text: {
+                let text = self.string(g, "gate", "policy_text")?.unwrap_or_default();
+                match self.boolean(g, "gate", "describe_tools")?.unwrap_or(false) {
+                    true => with_tool_catalog(text, tools),
+                    false => text,
+                }
+            },
             examples,
             question: self.question(g, "gate", verbalizer)?,
             text,
@@ -163,4 +176,30 @@ impl Loader<'_> {
         }
         Ok(examples)
     }
+}
+
+/// `[gate] describe_tools = true`: the policy text, then the tools the agent may call with their
+/// arguments (an optional one marked `?`) and declared descriptions, so that the tool-call prompt's
+/// cached prefix shows what each tool is for (free text is not a tool and is left out).
+pub(crate) fn with_tool_catalog(policy_text: String, tools: &BTreeMap<String, ToolSpec>) -> String {
+    let mut out = policy_text;
+    if !out.is_empty() {
+        out.push_str("\n\n");
+    }
+    out.push_str("The agent's tools (name, arguments, what it does):");
+    for (name, spec) in tools.iter().filter(|(n, _)| n.as_str() != TEXT_TOOL) {
+        let args: Vec<String> = spec
+            .args
+            .iter()
+            .map(|a| match a.required {
+                true => a.name.clone(),
+                false => format!("{}?", a.name),
+            })
+            .collect();
+        out.push_str(&format!("\n- {name}({})", args.join(", ")));
+        if !spec.description.is_empty() {
+            out.push_str(&format!(": {}", spec.description));
+        }
+    }
+    out
 }

@@ -54,10 +54,10 @@ impl Loader<'_> {
                     return Err(self.err(&join(&path, "burst"), "burst needs rate_per_minute"))
                 }
             };
-            let _ = self.string(t, &path, "description")?;
             out.insert(
                 name.clone(),
                 ToolSpec {
+                    description: self.string(t, &path, "description")?.unwrap_or_default(),
                     args,
                     allow_extra_args: self.boolean(t, &path, "allow_extra_args")?.unwrap_or(false),
                     max_args_bytes: self

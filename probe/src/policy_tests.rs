@@ -281,3 +281,32 @@ fn per_tool_calibration_uses_each_declared_tools_required_arguments() {
     assert_eq!(args("text"), None, "free text keeps the shared prior");
     assert_eq!(args("no_such_tool"), None);
 }
+
+#[test]
+fn describe_tools_appends_the_tool_catalog_to_the_policy_text() {
+    let plain = Policy::parse(DEFAULT).unwrap();
+    let doc = DEFAULT.replace(
+        "threshold = 0.58\n",
+        "threshold = 0.58\ndescribe_tools = true\n",
+    );
+    let p = Policy::parse(&doc).unwrap();
+    let catalog = p
+        .gate
+        .policy_text
+        .strip_prefix(plain.gate.policy_text.as_str())
+        .unwrap();
+    assert!(
+        catalog.starts_with("\n\nThe agent's tools (name, arguments, what it does):\n"),
+        "{catalog}"
+    );
+    assert!(
+        catalog.contains("\n- delete_file(path, recursive?): Delete a file\n"),
+        "{catalog}"
+    );
+    assert!(
+        catalog.contains("\n- run_command(cmd, cwd?, timeout_s?): Run a shell command"),
+        "{catalog}"
+    );
+    assert!(!catalog.contains("- text("), "free text is not a tool");
+    assert_eq!(p.tools["read_file"].description, "Read a file");
+}
