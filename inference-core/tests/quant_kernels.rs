@@ -344,4 +344,56 @@ fn vec_f32_routines_match_plain_code() {
     }
     assert_eq!(fast, slow);
     assert!(!v.weighted_rows(&mut fast[..12], &p, &rows, stride));
+    // A KV group's query heads against one key row in one pass: each head's score is the very
+    // value `dot` gives (bit for bit), for the grouped path (head_dim a multiple of 16, up to 6
+    // heads) and for the fallback (any other head_dim or more heads).
+    for (hd, heads) in [
+        (128usize, 6usize),
+        (64, 3),
+        (256, 4),
+        (16, 1),
+        (128, 7),
+        (72, 2),
+        (8, 6),
+    ] {
+        let q = random_vec(&mut rng, heads * hd);
+        let k = random_vec(&mut rng, hd);
+        let mut got = vec![f32::NAN; heads];
+        v.dots(&q, &k, &mut got);
+        let want: Vec<f32> = (0..heads).map(|h| v.dot(&q[h * hd..][..hd], &k)).collect();
+        assert_eq!(
+            got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            "dots head_dim {hd} heads {heads}"
+        );
+    }
+    // The value sum for a group's heads in one pass: bit-identical to one weighted_rows per head.
+    for (w, heads, keys) in [(128usize, 6usize, 37usize), (64, 3, 1), (16, 2, 5)] {
+        let (stride, p_stride) = (w * 2 + 16, keys + 3);
+        let rows = random_vec(&mut rng, (keys - 1) * stride + w);
+        let p = random_vec(&mut rng, (heads - 1) * p_stride + keys);
+        let mut fast = random_vec(&mut rng, heads * w);
+        let mut slow = fast.clone();
+        assert!(v.weighted_rows_heads(&mut fast, heads, &p, p_stride, keys, &rows, stride));
+        for (h, oh) in slow.chunks_exact_mut(w).enumerate() {
+            assert!(v.weighted_rows(oh, &p[h * p_stride..][..keys], &rows, stride));
+        }
+        assert_eq!(
+            fast, slow,
+            "weighted_rows_heads width {w} heads {heads} keys {keys}"
+        );
+    }
+    let (rows, p) = (random_vec(&mut rng, 4 * 128), random_vec(&mut rng, 8 * 4));
+    for (w, heads) in [(72usize, 2usize), (128, 7)] {
+        let mut o = vec![0.0f32; w * heads];
+        assert!(
+            !v.weighted_rows_heads(&mut o, heads, &p, 4, 4, &rows, 128),
+            "{w} x {heads}"
+        );
+    }
+    let mut o = vec![0.0f32; 2 * 64];
+    assert!(
+        !v.weighted_rows_heads(&mut o, 2, &p[..5], 4, 4, &rows, 128),
+        "too few weights"
+    );
 }

@@ -36,6 +36,40 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     s
 }
 
+use super::GROUP_HEADS_MAX as DOTS_MAX_HEADS;
+
+/// `out[h] = dot(q[h * k.len()..][..k.len()], k)` for the `out.len()` (at most
+/// [`DOTS_MAX_HEADS`]) query heads of a KV group: each 8-float chunk of the key row is loaded once
+/// for every head. Per head the same two accumulators, FMA order and final sum as [`dot_f32`], so
+/// each result is bit-identical to it. `k.len()` must be a multiple of 16 and `q` hold
+/// `out.len()` rows (the caller checks; otherwise nothing is written).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn dots_f32(q: &[f32], k: &[f32], out: &mut [f32]) {
+    let (n, heads) = (k.len(), out.len());
+    if !n.is_multiple_of(16) || heads > DOTS_MAX_HEADS || q.len() < heads * n {
+        return;
+    }
+    let mut acc0 = [_mm256_setzero_ps(); DOTS_MAX_HEADS];
+    let mut acc1 = [_mm256_setzero_ps(); DOTS_MAX_HEADS];
+    let mut i = 0;
+    while i < n {
+        // SAFETY: i + 16 <= n elements are inside k, and h * n + i + 16 <= heads * n inside q.
+        unsafe {
+            let pk = k.as_ptr().add(i);
+            let (k0, k1) = (_mm256_loadu_ps(pk), _mm256_loadu_ps(pk.add(8)));
+            for h in 0..heads {
+                let pq = q.as_ptr().add(h * n + i);
+                acc0[h] = _mm256_fmadd_ps(_mm256_loadu_ps(pq), k0, acc0[h]);
+                acc1[h] = _mm256_fmadd_ps(_mm256_loadu_ps(pq.add(8)), k1, acc1[h]);
+            }
+        }
+        i += 16;
+    }
+    for h in 0..heads {
+        out[h] = hsum_ps(_mm256_add_ps(acc0[h], acc1[h]));
+    }
+}
+
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn axpy_f32(y: &mut [f32], a: f32, x: &[f32]) {
     let n = y.len().min(x.len());
@@ -163,5 +197,65 @@ pub fn weighted_rows_f32(o: &mut [f32], p: &[f32], v: &[f32], stride: usize) {
             unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(d0 + 8 * i), *a) };
         }
         d0 += 8 * nv;
+    }
+}
+
+/// [`weighted_rows_f32`] for the `o.len() / w` heads of a KV group at once (`w = o.len() / heads`
+/// floats per head, a multiple of 16; at most [`DOTS_MAX_HEADS`] heads): `o[h * w + d] += sum_j
+/// p[h * p_stride + j] * v[j * stride + d]`, keys in order, each 16-float chunk of a value row
+/// loaded once for every head. Per element the same FMA sequence as repeated [`axpy_f32`], so the
+/// result is bit-identical. The caller checks the shapes (otherwise nothing is written).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn weighted_rows_heads_f32(
+    o: &mut [f32],
+    heads: usize,
+    p: &[f32],
+    p_stride: usize,
+    keys: usize,
+    v: &[f32],
+    stride: usize,
+) {
+    let w = o.len() / heads.max(1);
+    let fits = (1..=DOTS_MAX_HEADS).contains(&heads)
+        && w.is_multiple_of(16)
+        && o.len() == heads * w
+        && keys >= 1
+        && p.len() >= (heads - 1) * p_stride + keys
+        && v.len() >= (keys - 1) * stride + w;
+    if !fits {
+        return;
+    }
+    let mut d0 = 0;
+    while d0 < w {
+        let mut acc = [[_mm256_setzero_ps(); 2]; DOTS_MAX_HEADS];
+        for (h, a) in acc.iter_mut().enumerate().take(heads) {
+            // SAFETY: h * w + d0 + 16 <= heads * w = o.len().
+            unsafe {
+                let po = o.as_ptr().add(h * w + d0);
+                *a = [_mm256_loadu_ps(po), _mm256_loadu_ps(po.add(8))];
+            }
+        }
+        for j in 0..keys {
+            // SAFETY: j * stride + d0 + 16 <= (keys - 1) * stride + w <= v.len(), and
+            // h * p_stride + j < (heads - 1) * p_stride + keys <= p.len().
+            unsafe {
+                let row = v.as_ptr().add(j * stride + d0);
+                let (v0, v1) = (_mm256_loadu_ps(row), _mm256_loadu_ps(row.add(8)));
+                for (h, a) in acc.iter_mut().enumerate().take(heads) {
+                    let pv = _mm256_set1_ps(*p.get_unchecked(h * p_stride + j));
+                    a[0] = _mm256_fmadd_ps(pv, v0, a[0]);
+                    a[1] = _mm256_fmadd_ps(pv, v1, a[1]);
+                }
+            }
+        }
+        for (h, a) in acc.iter().enumerate().take(heads) {
+            // SAFETY: as for the loads.
+            unsafe {
+                let po = o.as_mut_ptr().add(h * w + d0);
+                _mm256_storeu_ps(po, a[0]);
+                _mm256_storeu_ps(po.add(8), a[1]);
+            }
+        }
+        d0 += 16;
     }
 }

@@ -92,6 +92,10 @@ fn cpu_has_avx2_fma() -> bool {
     __cpuid_count(7, 0).ebx & (1 << 5) != 0
 }
 
+/// Up to this many query heads of a KV group share one pass over a key or value row
+/// ([`VecF32::dots`], [`VecF32::weighted_rows_heads`]).
+pub const GROUP_HEADS_MAX: usize = 6;
+
 /// SIMD f32 routines for attention (dot, axpy, softmax). Exists only where the CPU has AVX2
 /// and FMA, so callers keep their portable code for [`VecF32::new`] returning None.
 #[derive(Clone, Copy, Debug)]
@@ -113,6 +117,59 @@ impl VecF32 {
         return unsafe { avx2_f32::dot_f32(a, b) };
         #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
         a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    /// `out[h] = dot(q[h * k.len()..][..k.len()], k)` for each of the `out.len()` heads, each
+    /// bit-identical to [`VecF32::dot`]; one pass over `k` when `k.len()` is a multiple of 16 and
+    /// there are at most 6 heads, one `dot` per head otherwise.
+    #[inline]
+    pub fn dots(self, q: &[f32], k: &[f32], out: &mut [f32]) {
+        let n = k.len();
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        if n.is_multiple_of(16) && out.len() <= GROUP_HEADS_MAX && q.len() >= out.len() * n {
+            // SAFETY: as in `dot`.
+            unsafe { avx2_f32::dots_f32(q, k, out) };
+            return;
+        }
+        for (h, o) in out.iter_mut().enumerate() {
+            *o = self.dot(&q[h * n..][..n], k);
+        }
+    }
+
+    /// [`VecF32::weighted_rows`] for `heads` heads at once: `o` holds the heads' rows one after the
+    /// other, head h's weights are `p[h * p_stride..][..keys]`. Bit-identical to one
+    /// `weighted_rows` per head; returns false (doing nothing) unless each row is a multiple of 16
+    /// floats, there are at most 6 heads and `p` and `v` hold every weight and row.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    pub fn weighted_rows_heads(
+        self,
+        o: &mut [f32],
+        heads: usize,
+        p: &[f32],
+        p_stride: usize,
+        keys: usize,
+        v: &[f32],
+        stride: usize,
+    ) -> bool {
+        let w = o.len() / heads.max(1);
+        let fits = (1..=GROUP_HEADS_MAX).contains(&heads)
+            && w.is_multiple_of(16)
+            && o.len() == heads * w
+            && keys >= 1
+            && p.len() >= (heads - 1) * p_stride + keys
+            && v.len() >= (keys - 1) * stride + w;
+        if !fits {
+            return false;
+        }
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        {
+            // SAFETY: as in `dot`.
+            unsafe { avx2_f32::weighted_rows_heads_f32(o, heads, p, p_stride, keys, v, stride) };
+            true
+        }
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+        false
     }
 
     /// `y[i] += a * x[i]` over the shorter length.

@@ -251,12 +251,21 @@ fn attention(
         let mut col = 0;
         for (kr, _) in &view.runs {
             let run = kr.len() / k_w;
+            // The group's query rows are consecutive: one pass over each key row serves them all.
+            let qg = &q[(t * c.n_head + kvh * group) * hd..][..group * hd];
+            let mut s = vec![0.0f32; group];
             for j in first.max(base)..(base + run).min(pos + 1) {
                 let kj = &kr[(j - base) * k_w + kvh * hd..][..hd];
-                for hi in 0..group {
-                    let qh = &q[(t * c.n_head + kvh * group + hi) * hd..][..hd];
-                    let s = simd.map_or_else(|| dot(qh, kj), |v| v.dot(qh, kj));
-                    scores[hi * len + col] = s * c.attn_scale;
+                match simd {
+                    Some(v) => v.dots(qg, kj, &mut s),
+                    None => {
+                        for (hi, sh) in s.iter_mut().enumerate() {
+                            *sh = dot(&qg[hi * hd..][..hd], kj);
+                        }
+                    }
+                }
+                for (hi, &sh) in s.iter().enumerate() {
+                    scores[hi * len + col] = sh * c.attn_scale;
                 }
                 col += 1;
             }
@@ -282,6 +291,14 @@ fn attention(
             while jb < j1 {
                 let je = (jb + 32).min(j1);
                 let rows = &vr[(jb - base) * v_w + kvh * hdv..];
+                let p_all = &scores[col..];
+                if simd.is_some_and(|v| {
+                    v.weighted_rows_heads(o, group, p_all, len, je - jb, rows, v_w)
+                }) {
+                    col += je - jb;
+                    jb = je;
+                    continue;
+                }
                 for (hi, oh) in o.chunks_exact_mut(hdv).enumerate() {
                     let p = &scores[hi * len + col..hi * len + col + (je - jb)];
                     let done = simd.is_some_and(|v| v.weighted_rows(oh, p, rows, v_w));
