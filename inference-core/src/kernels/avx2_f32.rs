@@ -204,7 +204,7 @@ pub fn weighted_rows_f32(o: &mut [f32], p: &[f32], v: &[f32], stride: usize) {
 /// floats per head, a multiple of 16; at most [`DOTS_MAX_HEADS`] heads): `o[h * w + d] += sum_j
 /// p[h * p_stride + j] * v[j * stride + d]`, keys in order, each 16-float chunk of a value row
 /// loaded once for every head. Per element the same FMA sequence as repeated [`axpy_f32`], so the
-/// result is bit-identical. The caller checks the shapes (otherwise nothing is written).
+/// result is bit-identical. Shapes that do not fit (`group_rows_fit`) write nothing.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn weighted_rows_heads_f32(
     o: &mut [f32],
@@ -215,16 +215,10 @@ pub fn weighted_rows_heads_f32(
     v: &[f32],
     stride: usize,
 ) {
-    let w = o.len() / heads.max(1);
-    let fits = (1..=DOTS_MAX_HEADS).contains(&heads)
-        && w.is_multiple_of(16)
-        && o.len() == heads * w
-        && keys >= 1
-        && p.len() >= (heads - 1) * p_stride + keys
-        && v.len() >= (keys - 1) * stride + w;
-    if !fits {
+    let fit = super::group_rows_fit(o.len(), heads, p.len(), p_stride, keys, v.len(), stride);
+    let Some(w) = fit else {
         return;
-    }
+    };
     let mut d0 = 0;
     while d0 < w {
         let mut acc = [[_mm256_setzero_ps(); 2]; DOTS_MAX_HEADS];
