@@ -9,6 +9,7 @@ use crate::eval_report::{Report, Scored};
 use crate::eval_rows::{
     example_set, examples_from_rows, load_rows, prompt_tool, scored_rows, without_example_rows,
 };
+use crate::eval_whole_gate::{run_pipeline, whole_gate_settings, WITHOUT_PROBE};
 use crate::model_file::ModelFile;
 use crate::probe_cmds::{load_policy, parse_verbalizer};
 use probe::audit;
@@ -17,7 +18,7 @@ use probe::crossval::{choose, cross_validate};
 use probe::engine::EngineModel;
 use probe::eval_data::EvalRow;
 use probe::gate::ProbeGate;
-use probe::pipeline::{Layers, Pipeline};
+use probe::pipeline::Layers;
 use probe::policy::{CalibrationScope, Policy};
 use probe::prefilter::prefilter;
 use probe::prompt::{Example, PromptSpec, Subject, TemplateKind, Verbalizer};
@@ -371,32 +372,6 @@ fn add_tool_priors(
     Ok(tools)
 }
 
-/// Every row through the pipeline with `layers` (rate limits lifted: rows are not a burst of one
-/// agent). Returns the deny decisions and the per-row latency.
-fn run_pipeline(
-    policy: &Policy,
-    model: Option<&EngineModel>,
-    rows: &[EvalRow],
-    layers: Layers,
-    agent: &str,
-) -> Result<(Vec<bool>, Vec<f64>), String> {
-    let mut policy = policy.clone();
-    for t in policy.tools.values_mut() {
-        t.rate = None;
-    }
-    let mut pipeline = Pipeline::new(policy, model, &mut CalibrationCache::new(), layers)
-        .map_err(|e| e.to_string())?;
-    let mut pred = Vec::with_capacity(rows.len());
-    let mut lat = Vec::with_capacity(rows.len());
-    for (i, r) in rows.iter().enumerate() {
-        let t = Instant::now();
-        let d = pipeline.decide(&r.action, agent, i as u64);
-        lat.push(t.elapsed().as_secs_f64() * 1e3);
-        pred.push(d.verdict == probe::Verdict::Deny);
-    }
-    Ok((pred, lat))
-}
-
 /// `eval --scores-in FILE`: the tables from saved scores, at `--threshold` (default 0.5), with `--cv`.
 fn report_from_scores(args: &Args, file: &str) -> Result<(), String> {
     let mut read = crate::eval_scores::read_scores(file)?;
@@ -465,56 +440,9 @@ fn add_cvs(
     Ok(())
 }
 
-/// The whole-gate twin of each probe setting: the layers other than the probe (which need no model)
-/// run on every row; a row they deny scores 1, any other row keeps its probe score.
-fn whole_gate_settings(
-    policy: &Policy,
-    rows: &[EvalRow],
-    agent: &str,
-    probe: &[Scored],
-) -> Result<(Vec<Scored>, Vec<bool>), String> {
-    let (denied, _) = run_pipeline(policy, None, rows, Layers::WITHOUT_PROBE, agent)?;
-    eprintln!(
-        "eval: the layers other than the probe deny {} of {} rows",
-        denied.iter().filter(|d| **d).count(),
-        rows.len()
-    );
-    let gate = probe
-        .iter()
-        .map(|s| Scored {
-            name: format!("{}{}", crate::eval_scores::WHOLE_GATE, s.name),
-            scores: whole_gate_scores(&s.scores, &denied),
-            latency_ms: s.latency_ms.clone(),
-            prefix_ms: s.prefix_ms,
-        })
-        .collect();
-    Ok((gate, denied))
-}
-
-/// The ablation row of `--whole-gate`: the other layers' own decisions, no model.
-const WITHOUT_PROBE: &str = "without the probe (schema, tier, pre-filter, rules)";
-
-/// The whole gate's score of each row: 1 where the layers other than the probe deny it, else the
-/// probe's score (the pipeline consults the probe only for actions the other layers let through).
-fn whole_gate_scores(probe: &[f32], denied_by_other_layers: &[bool]) -> Vec<f32> {
-    probe
-        .iter()
-        .zip(denied_by_other_layers)
-        .map(|(&p, &d)| if d { 1.0 } else { p })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn whole_gate_denials_score_one() {
-        assert_eq!(
-            whole_gate_scores(&[0.2, 0.7, 0.1], &[true, false, false]),
-            vec![1.0, 0.7, 0.1]
-        );
-    }
 
     #[test]
     fn a_question_must_name_both_label_words() {

@@ -8,6 +8,7 @@ mod eval_injection;
 mod eval_report;
 mod eval_rows;
 mod eval_scores;
+mod eval_whole_gate;
 mod infer_cmds;
 mod json;
 mod model_file;

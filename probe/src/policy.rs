@@ -78,33 +78,6 @@ pub enum OnInjection {
     Raise(f32),
 }
 
-/// Which content-free inputs calibrate a tool call (`[gate] calibration`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CalibrationScope {
-    /// The paper's: "N/A", "" and "[MASK]" where the action goes, one prior for every action.
-    Shared,
-    /// The tool's own empty call: its required arguments all "N/A", then all "", then all
-    /// "[MASK]", one prior per tool (a tool the policy does not declare, and free text, keep the
-    /// shared prior).
-    PerTool,
-}
-
-impl CalibrationScope {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "shared" => Some(CalibrationScope::Shared),
-            "per-tool" => Some(CalibrationScope::PerTool),
-            _ => None,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            CalibrationScope::Shared => "shared",
-            CalibrationScope::PerTool => "per-tool",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateSettings {
     pub enabled: bool,
@@ -498,6 +471,7 @@ pub(crate) fn join(path: &str, key: &str) -> String {
 
 #[path = "policy_gate.rs"]
 mod gate_section;
+pub use gate_section::CalibrationScope;
 #[path = "policy_sections.rs"]
 mod sections;
 

@@ -1,7 +1,7 @@
 //! Loading of the policy's `[gate]` section, its `[gate.text]` prompt for free text and its
 //! `[gate.injection]` check.
 
-use super::{join, CalibrationScope, GateSettings, Loader, PromptSettings, ToolSpec, R};
+use super::{join, GateSettings, Loader, PromptSettings, ToolSpec, R};
 use crate::action::TEXT_TOOL;
 use crate::prompt::{Example, TemplateKind, Verbalizer, DEFAULT_SYSTEM};
 use crate::toml::Table;
@@ -9,6 +9,33 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+
+/// Which content-free inputs calibrate a tool call (`[gate] calibration`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CalibrationScope {
+    /// The paper's: "N/A", "" and "[MASK]" where the action goes, one prior for every action.
+    Shared,
+    /// The tool's own empty call: its required arguments all "N/A", then all "", then all
+    /// "[MASK]", one prior per tool (a tool the policy does not declare, and free text, keep the
+    /// shared prior).
+    PerTool,
+}
+
+impl CalibrationScope {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "shared" => Some(CalibrationScope::Shared),
+            "per-tool" => Some(CalibrationScope::PerTool),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            CalibrationScope::Shared => "shared",
+            CalibrationScope::PerTool => "per-tool",
+        }
+    }
+}
 
 impl Loader<'_> {
     pub(crate) fn load_gate(
