@@ -19,7 +19,7 @@ use probe::engine::EngineModel;
 use probe::eval_data::EvalRow;
 use probe::gate::ProbeGate;
 use probe::pipeline::Layers;
-use probe::policy::{CalibrationScope, Policy};
+use probe::policy::{empty_call_args, CalibrationScope, Policy};
 use probe::prefilter::prefilter;
 use probe::prompt::{Example, PromptSpec, Subject, TemplateKind, Verbalizer};
 use probe::LogitModel;
@@ -232,13 +232,8 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
             gate.content_free()
         );
         for &scope in &scopes {
-            let tools = match scope {
-                CalibrationScope::Shared => Vec::new(),
-                CalibrationScope::PerTool => {
-                    add_tool_priors(&mut gate, &policy, &rows, &mut cache)?
-                }
-            };
-            if scope == CalibrationScope::PerTool && tools.is_empty() {
+            let per_tool = scope == CalibrationScope::PerTool;
+            if per_tool && add_tool_priors(&mut gate, &policy, &rows, &mut cache)? == 0 {
                 eprintln!(
                     "eval: no row is a call of a tool the policy declares: no per-tool settings"
                 );
@@ -249,16 +244,18 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
                 CalibrationScope::PerTool => ", per-tool calibration",
             };
             for &alpha in &alphas {
+                // The shared prior, or (per-tool) each row's tool's prior when it has one.
                 let scores = raws
                     .iter()
                     .zip(&rows)
                     .map(|(r, row)| {
-                        let tool = if tools.contains(&row.action.tool) {
-                            row.action.tool.as_str()
-                        } else {
-                            ""
-                        };
-                        gate.calibrate_for(tool, *r, alpha).map(|s| s.p_dangerous())
+                        match scope {
+                            CalibrationScope::Shared => gate.calibrate(*r, alpha),
+                            CalibrationScope::PerTool => {
+                                gate.calibrate_for(&row.action.tool, *r, alpha)
+                            }
+                        }
+                        .map(|s| s.p_dangerous())
                     })
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| e.to_string())?;
@@ -345,31 +342,30 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
 }
 
 /// Give `gate` the prior of every tool among `rows` that the policy declares (each tool's empty
-/// call, as `calibration = "per-tool"` does in the pipeline); returns those tools.
+/// call, as `calibration = "per-tool"` does in the pipeline); returns how many.
 fn add_tool_priors(
     gate: &mut ProbeGate<'_, EngineModel>,
     policy: &Policy,
     rows: &[EvalRow],
     cache: &mut CalibrationCache,
-) -> Result<Vec<String>, String> {
-    let mut settings = policy.gate.clone();
-    settings.calibration = CalibrationScope::PerTool;
-    let mut tools: Vec<String> = rows.iter().map(|r| r.action.tool.clone()).collect();
-    tools.sort();
+) -> Result<usize, String> {
+    let mut tools: Vec<&str> = rows.iter().map(|r| r.action.tool.as_str()).collect();
+    tools.sort_unstable();
     tools.dedup();
-    tools.retain(|t| settings.content_free_args(&policy.tools, t).is_some());
-    for tool in &tools {
-        let args = settings
-            .content_free_args(&policy.tools, tool)
-            .unwrap_or_default();
+    let mut added = 0;
+    for tool in tools {
+        let Some(args) = empty_call_args(&policy.tools, tool) else {
+            continue;
+        };
         let p = gate
             .add_tool_prior(tool, &args, cache)
             .map_err(|e| format!("{tool}'s prior: {e}"))?;
         eprintln!(
             "eval: per-tool prior of {tool} (its required arguments {args:?} empty): p_cf {p:?}"
         );
+        added += 1;
     }
-    Ok(tools)
+    Ok(added)
 }
 
 /// `eval --scores-in FILE`: the tables from saved scores, at `--threshold` (default 0.5), with `--cv`.

@@ -177,24 +177,16 @@ impl GateSettings {
     }
 
     /// The arguments of `tool`'s empty call when the tool-call prompt judges `tool` with a prior
-    /// of its own (per-tool calibration, a tool the policy declares, not free text): its required
-    /// argument names, in declaration order.
+    /// of its own: under per-tool calibration, [`empty_call_args`]; otherwise none.
     pub fn content_free_args<'p>(
         &self,
         tools: &'p BTreeMap<String, ToolSpec>,
         tool: &str,
     ) -> Option<Vec<&'p str>> {
-        if self.calibration != CalibrationScope::PerTool || tool == TEXT_TOOL {
+        if self.calibration != CalibrationScope::PerTool {
             return None;
         }
-        let spec = tools.get(tool)?;
-        Some(
-            spec.args
-                .iter()
-                .filter(|a| a.required)
-                .map(|a| a.name.as_str())
-                .collect(),
-        )
+        empty_call_args(tools, tool)
     }
 
     /// The gate's default (alpha, threshold) for `tool` before tool and tier overrides.
@@ -204,6 +196,26 @@ impl GateSettings {
             None => (self.alpha, self.threshold),
         }
     }
+}
+
+/// The arguments of `tool`'s empty call, whatever the policy's calibration: the required argument
+/// names of a tool the policy declares, in declaration order (none for free text, which is not
+/// a tool call, nor for an undeclared tool).
+pub fn empty_call_args<'p>(
+    tools: &'p BTreeMap<String, ToolSpec>,
+    tool: &str,
+) -> Option<Vec<&'p str>> {
+    if tool == TEXT_TOOL {
+        return None;
+    }
+    let spec = tools.get(tool)?;
+    Some(
+        spec.args
+            .iter()
+            .filter(|a| a.required)
+            .map(|a| a.name.as_str())
+            .collect(),
+    )
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -41,13 +41,13 @@ use super::GROUP_HEADS_MAX as DOTS_MAX_HEADS;
 /// `out[h] = dot(q[h * k.len()..][..k.len()], k)` for the `out.len()` (at most
 /// [`DOTS_MAX_HEADS`]) query heads of a KV group: each 8-float chunk of the key row is loaded once
 /// for every head. Per head the same two accumulators, FMA order and final sum as [`dot_f32`], so
-/// each result is bit-identical to it. `k.len()` must be a multiple of 16 and `q` hold
-/// `out.len()` rows (the caller checks; otherwise nothing is written).
+/// each result is bit-identical to it. Returns false, writing nothing, unless `k.len()` is a
+/// multiple of 16 and `q` holds `out.len()` rows.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub fn dots_f32(q: &[f32], k: &[f32], out: &mut [f32]) {
+pub fn dots_f32(q: &[f32], k: &[f32], out: &mut [f32]) -> bool {
     let (n, heads) = (k.len(), out.len());
     if !n.is_multiple_of(16) || heads > DOTS_MAX_HEADS || q.len() < heads * n {
-        return;
+        return false;
     }
     let mut acc0 = [_mm256_setzero_ps(); DOTS_MAX_HEADS];
     let mut acc1 = [_mm256_setzero_ps(); DOTS_MAX_HEADS];
@@ -68,6 +68,7 @@ pub fn dots_f32(q: &[f32], k: &[f32], out: &mut [f32]) {
     for h in 0..heads {
         out[h] = hsum_ps(_mm256_add_ps(acc0[h], acc1[h]));
     }
+    true
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -204,7 +205,8 @@ pub fn weighted_rows_f32(o: &mut [f32], p: &[f32], v: &[f32], stride: usize) {
 /// floats per head, a multiple of 16; at most [`DOTS_MAX_HEADS`] heads): `o[h * w + d] += sum_j
 /// p[h * p_stride + j] * v[j * stride + d]`, keys in order, each 16-float chunk of a value row
 /// loaded once for every head. Per element the same FMA sequence as repeated [`axpy_f32`], so the
-/// result is bit-identical. Shapes that do not fit (`group_rows_fit`) write nothing.
+/// result is bit-identical. Returns false, writing nothing, for shapes that do not fit
+/// (`group_rows_fit`).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn weighted_rows_heads_f32(
     o: &mut [f32],
@@ -214,10 +216,10 @@ pub fn weighted_rows_heads_f32(
     keys: usize,
     v: &[f32],
     stride: usize,
-) {
-    let fit = super::group_rows_fit(o.len(), heads, p.len(), p_stride, keys, v.len(), stride);
+) -> bool {
+    let fit = group_rows_fit(o.len(), heads, p.len(), p_stride, keys, v.len(), stride);
     let Some(w) = fit else {
-        return;
+        return false;
     };
     let mut d0 = 0;
     while d0 < w {
@@ -252,4 +254,28 @@ pub fn weighted_rows_heads_f32(
         }
         d0 += 16;
     }
+    true
+}
+
+/// The width of one head's row when `heads` output rows (`o_len` floats), their weights (`p_len`,
+/// head h's at `h * p_stride`, `keys` each) and `keys` value rows (`v_len`, `stride` apart) fit
+/// [`weighted_rows_heads_f32`]: rows a multiple of 16 floats, 1 to [`DOTS_MAX_HEADS`] heads.
+#[allow(clippy::too_many_arguments)]
+fn group_rows_fit(
+    o_len: usize,
+    heads: usize,
+    p_len: usize,
+    p_stride: usize,
+    keys: usize,
+    v_len: usize,
+    stride: usize,
+) -> Option<usize> {
+    let w = o_len / heads.max(1);
+    let fits = (1..=DOTS_MAX_HEADS).contains(&heads)
+        && w.is_multiple_of(16)
+        && o_len == heads * w
+        && keys >= 1
+        && p_len >= (heads - 1) * p_stride + keys
+        && v_len >= (keys - 1) * stride + w;
+    fits.then_some(w)
 }

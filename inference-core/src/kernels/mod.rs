@@ -96,29 +96,6 @@ fn cpu_has_avx2_fma() -> bool {
 /// ([`VecF32::dots`], [`VecF32::weighted_rows_heads`]).
 pub const GROUP_HEADS_MAX: usize = 6;
 
-/// The width of one head's row when `heads` output rows (`o_len` floats), their weights (`p_len`,
-/// head h's at `h * p_stride`, `keys` each) and `keys` value rows (`v_len`, `stride` apart) fit
-/// [`VecF32::weighted_rows_heads`]: rows a multiple of 16 floats, 1 to [`GROUP_HEADS_MAX`] heads.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn group_rows_fit(
-    o_len: usize,
-    heads: usize,
-    p_len: usize,
-    p_stride: usize,
-    keys: usize,
-    v_len: usize,
-    stride: usize,
-) -> Option<usize> {
-    let w = o_len / heads.max(1);
-    let fits = (1..=GROUP_HEADS_MAX).contains(&heads)
-        && w.is_multiple_of(16)
-        && o_len == heads * w
-        && keys >= 1
-        && p_len >= (heads - 1) * p_stride + keys
-        && v_len >= (keys - 1) * stride + w;
-    fits.then_some(w)
-}
-
 /// SIMD f32 routines for attention (dot, axpy, softmax). Exists only where the CPU has AVX2
 /// and FMA, so callers keep their portable code for [`VecF32::new`] returning None.
 #[derive(Clone, Copy, Debug)]
@@ -149,9 +126,8 @@ impl VecF32 {
     pub fn dots(self, q: &[f32], k: &[f32], out: &mut [f32]) {
         let n = k.len();
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-        if n.is_multiple_of(16) && out.len() <= GROUP_HEADS_MAX && q.len() >= out.len() * n {
-            // SAFETY: as in `dot`.
-            unsafe { avx2_f32::dots_f32(q, k, out) };
+        // SAFETY: as in `dot`.
+        if unsafe { avx2_f32::dots_f32(q, k, out) } {
             return;
         }
         for (h, o) in out.iter_mut().enumerate() {
@@ -175,17 +151,16 @@ impl VecF32 {
         v: &[f32],
         stride: usize,
     ) -> bool {
-        if group_rows_fit(o.len(), heads, p.len(), p_stride, keys, v.len(), stride).is_none() {
-            return false;
-        }
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-        {
-            // SAFETY: as in `dot`.
-            unsafe { avx2_f32::weighted_rows_heads_f32(o, heads, p, p_stride, keys, v, stride) };
-            true
-        }
+        // SAFETY: as in `dot`.
+        return unsafe {
+            avx2_f32::weighted_rows_heads_f32(o, heads, p, p_stride, keys, v, stride)
+        };
         #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-        false
+        {
+            let _ = (o, heads, p, p_stride, keys, v, stride);
+            false
+        }
     }
 
     /// `y[i] += a * x[i]` over the shorter length.

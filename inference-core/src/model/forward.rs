@@ -247,13 +247,13 @@ fn attention(
         let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
         let len = pos + 1 - first;
         let mut scores = vec![0.0f32; group * len];
+        let mut s = vec![0.0f32; group];
         let mut base = 0;
         let mut col = 0;
         for (kr, _) in &view.runs {
             let run = kr.len() / k_w;
             // The group's query rows are consecutive: one pass over each key row serves them all.
             let qg = &q[(t * c.n_head + kvh * group) * hd..][..group * hd];
-            let mut s = vec![0.0f32; group];
             for j in first.max(base)..(base + run).min(pos + 1) {
                 let kj = &kr[(j - base) * k_w + kvh * hd..][..hd];
                 match simd {
