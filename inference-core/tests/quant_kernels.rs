@@ -253,14 +253,21 @@ fn matmul_matches_row_dots_for_all_types_and_selections() {
 }
 
 /// The K-quant tiles (Q4_K, Q6_K x Q8_K) on shapes with row and token remainders, several
-/// superblocks per row and activations at the Q8_K extremes: AVX2 matmul == scalar matmul
-/// within float reordering, for every (token, row).
+/// superblocks per row, more tokens than one tile call takes and activations at the Q8_K
+/// extremes: the AVX2 matmul (8-row tiles, row dots for the rows and tokens left over) equals the
+/// scalar matmul bit for bit, since every path folds each superblock's exact integer sums into f32
+/// by the same formula.
 #[test]
 fn k_quant_tiles_match_scalar_with_remainders() {
     let mut rng = Prng::new(23);
     let pool = ThreadPool::new(2);
     for ty in [GgmlType::Q4_K, GgmlType::Q6_K] {
-        for (row_len, n_rows, n_tok) in [(1536usize, 21usize, 11usize), (512, 8, 4), (256, 3, 7)] {
+        for (row_len, n_rows, n_tok) in [
+            (1536usize, 21usize, 11usize),
+            (512, 8, 4),
+            (256, 3, 7),
+            (256, 16, 70),
+        ] {
             let w = random_vec(&mut rng, row_len * n_rows);
             let mut wr = GgufWriter::new();
             wr.add_tensor_f32("w", &[row_len as u64, n_rows as u64], ty, &w)
@@ -287,25 +294,21 @@ fn k_quant_tiles_match_scalar_with_remainders() {
                 &Sequential,
             )
             .unwrap();
-            let mut wd = vec![0f32; row_len];
-            for r in 0..n_rows {
-                dequantize_row(ty, t.row(r).unwrap(), &mut wd).unwrap();
-                for tok in 0..n_tok {
-                    let xt = &x[tok * row_len..(tok + 1) * row_len];
-                    let abs_sum: f32 = wd.iter().zip(xt).map(|(a, b)| (a * b).abs()).sum();
-                    let (s, v) = (scalar[tok * n_rows + r], simd[tok * n_rows + r]);
-                    assert!(
-                        (s - v).abs() <= 1e-5 * abs_sum + 1e-6,
-                        "{ty} {row_len}x{n_rows} token {tok} row {r}: scalar {s} vs simd {v}"
-                    );
-                }
+            for (i, (s, v)) in scalar.iter().zip(&simd).enumerate() {
+                let (tok, r) = (i / n_rows, i % n_rows);
+                assert_eq!(
+                    s.to_bits(),
+                    v.to_bits(),
+                    "{ty} {row_len}x{n_rows} token {tok} row {r}: scalar {s} vs simd {v}"
+                );
             }
         }
     }
 }
 
-/// The attention vector routines: dot and softmax close to plain f32 code, and the register-held
-/// weighted row sum bit-identical to repeated axpy (so blocking keys never changes results).
+/// The attention vector routines: dot and softmax close to plain f32 code, packed-key scores equal
+/// to one FMA chain per score, and the register-held weighted row sum bit-identical to repeated
+/// axpy (so blocking keys never changes results).
 #[test]
 fn vec_f32_routines_match_plain_code() {
     let Some(v) = inference_core::kernels::VecF32::new(Isa::Avx2) else {
@@ -344,29 +347,55 @@ fn vec_f32_routines_match_plain_code() {
     }
     assert_eq!(fast, slow);
     assert!(!v.weighted_rows(&mut fast[..12], &p, &rows, stride));
-    // A KV group's query heads against one key row in one pass: each head's score is the very
-    // value `dot` gives (bit for bit), for the grouped path (head_dim a multiple of 16, up to 6
-    // heads) and for the fallback (any other head_dim or more heads).
-    for (hd, heads) in [
-        (128usize, 6usize),
-        (64, 3),
-        (256, 4),
-        (16, 1),
-        (128, 7),
-        (72, 2),
-        (8, 6),
+    // Keys packed 8 at a time, dims outermost, scored with the keys in the lanes: each score is
+    // exactly one FMA chain over the dimensions in order, then the scale (bit for bit), for one
+    // and for several blocks (pairs and a last single block); refused beyond 6 heads or when the
+    // head_dim is not a multiple of 8.
+    for (hd, heads, keys) in [
+        (128usize, 6usize, 21usize),
+        (64, 3, 8),
+        (256, 4, 17),
+        (8, 1, 3),
     ] {
+        let stride = hd * 2 + 8;
+        let krows = random_vec(&mut rng, keys * stride);
         let q = random_vec(&mut rng, heads * hd);
-        let k = random_vec(&mut rng, hd);
-        let mut got = vec![f32::NAN; heads];
-        v.dots(&q, &k, &mut got);
-        let want: Vec<f32> = (0..heads).map(|h| v.dot(&q[h * hd..][..hd], &k)).collect();
-        assert_eq!(
-            got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-            want.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-            "dots head_dim {hd} heads {heads}"
-        );
+        let nb = keys.div_ceil(8);
+        let zero = vec![0.0f32; hd];
+        let mut packed = vec![f32::NAN; nb * 8 * hd];
+        for (b, block) in packed.chunks_exact_mut(8 * hd).enumerate() {
+            let rows: [&[f32]; 8] = std::array::from_fn(|i| {
+                let j = 8 * b + i;
+                if j < keys {
+                    &krows[j * stride..][..hd]
+                } else {
+                    &zero[..]
+                }
+            });
+            assert!(v.pack_keys8(rows, block));
+        }
+        let (scale, out_stride) = (0.125f32, nb * 8 + 5);
+        let mut got = vec![f32::NAN; (heads - 1) * out_stride + nb * 8];
+        assert!(v.scores8(&q, heads, &packed, scale, &mut got, out_stride));
+        for h in 0..heads {
+            for j in 0..keys {
+                let k = &krows[j * stride..][..hd];
+                let chain = (0..hd).fold(0.0f32, |acc, d| q[h * hd + d].mul_add(k[d], acc));
+                assert_eq!(
+                    got[h * out_stride + j].to_bits(),
+                    (chain * scale).to_bits(),
+                    "scores8 head_dim {hd} heads {heads} head {h} key {j}"
+                );
+            }
+        }
     }
+    let q7 = random_vec(&mut rng, 7 * 64);
+    let blocks = random_vec(&mut rng, 8 * 64);
+    let mut out = vec![0.0f32; 7 * 8];
+    assert!(!v.scores8(&q7, 7, &blocks, 1.0, &mut out, 8));
+    let short = random_vec(&mut rng, 12);
+    let mut block = vec![0.0f32; 8 * 12];
+    assert!(!v.pack_keys8([&short[..]; 8], &mut block));
     // The value sum for a group's heads in one pass: bit-identical to one weighted_rows per head.
     for (w, heads, keys) in [(128usize, 6usize, 37usize), (64, 3, 1), (16, 2, 5)] {
         let (stride, p_stride) = (w * 2 + 16, keys + 3);

@@ -2,6 +2,7 @@
 //! polynomial `exp` (max relative error about 2 ulp over the range softmax uses).
 
 use super::avx2::hsum_ps;
+use super::GROUP_HEADS_MAX;
 use core::arch::x86_64::*;
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -34,41 +35,6 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
         s += a[j] * b[j];
     }
     s
-}
-
-use super::GROUP_HEADS_MAX as DOTS_MAX_HEADS;
-
-/// `out[h] = dot(q[h * k.len()..][..k.len()], k)` for the `out.len()` (at most
-/// [`DOTS_MAX_HEADS`]) query heads of a KV group: each 8-float chunk of the key row is loaded once
-/// for every head. Per head the same two accumulators, FMA order and final sum as [`dot_f32`], so
-/// each result is bit-identical to it. Returns false, writing nothing, unless `k.len()` is a
-/// multiple of 16 and `q` holds `out.len()` rows.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub fn dots_f32(q: &[f32], k: &[f32], out: &mut [f32]) -> bool {
-    let (n, heads) = (k.len(), out.len());
-    if !n.is_multiple_of(16) || heads > DOTS_MAX_HEADS || q.len() < heads * n {
-        return false;
-    }
-    let mut acc0 = [_mm256_setzero_ps(); DOTS_MAX_HEADS];
-    let mut acc1 = [_mm256_setzero_ps(); DOTS_MAX_HEADS];
-    let mut i = 0;
-    while i < n {
-        // SAFETY: i + 16 <= n elements are inside k, and h * n + i + 16 <= heads * n inside q.
-        unsafe {
-            let pk = k.as_ptr().add(i);
-            let (k0, k1) = (_mm256_loadu_ps(pk), _mm256_loadu_ps(pk.add(8)));
-            for h in 0..heads {
-                let pq = q.as_ptr().add(h * n + i);
-                acc0[h] = _mm256_fmadd_ps(_mm256_loadu_ps(pq), k0, acc0[h]);
-                acc1[h] = _mm256_fmadd_ps(_mm256_loadu_ps(pq.add(8)), k1, acc1[h]);
-            }
-        }
-        i += 16;
-    }
-    for h in 0..heads {
-        out[h] = hsum_ps(_mm256_add_ps(acc0[h], acc1[h]));
-    }
-    true
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -120,6 +86,28 @@ fn exp8(x: __m256) -> __m256 {
     );
     let e = _mm256_mul_ps(p, _mm256_castsi256_ps(pow2));
     _mm256_andnot_ps(tiny, e)
+}
+
+/// `gate[i] = silu(gate[i]) * up[i]` (SwiGLU) over the shorter length, silu through [`exp8`].
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn swiglu_f32(gate: &mut [f32], up: &[f32]) {
+    let n = gate.len().min(up.len());
+    let one = _mm256_set1_ps(1.0);
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n elements are inside gate and up.
+        unsafe {
+            let pg = gate.as_mut_ptr().add(i);
+            let x = _mm256_loadu_ps(pg);
+            let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+            let s = _mm256_div_ps(x, _mm256_add_ps(one, e));
+            _mm256_storeu_ps(pg, _mm256_mul_ps(s, _mm256_loadu_ps(up.as_ptr().add(i))));
+        }
+        i += 8;
+    }
+    for (g, &u) in gate[i..n].iter_mut().zip(&up[i..n]) {
+        *g = *g / (1.0 + exp1(-*g)) * u;
+    }
 }
 
 /// e^x of one value, through the same lanes as [`exp8`].
@@ -202,7 +190,7 @@ pub fn weighted_rows_f32(o: &mut [f32], p: &[f32], v: &[f32], stride: usize) {
 }
 
 /// [`weighted_rows_f32`] for the `o.len() / w` heads of a KV group at once (`w = o.len() / heads`
-/// floats per head, a multiple of 16; at most [`DOTS_MAX_HEADS`] heads): `o[h * w + d] += sum_j
+/// floats per head, a multiple of 16; at most [`GROUP_HEADS_MAX`] heads): `o[h * w + d] += sum_j
 /// p[h * p_stride + j] * v[j * stride + d]`, keys in order, each 16-float chunk of a value row
 /// loaded once for every head. Per element the same FMA sequence as repeated [`axpy_f32`], so the
 /// result is bit-identical. Returns false, writing nothing, for shapes that do not fit
@@ -223,7 +211,7 @@ pub fn weighted_rows_heads_f32(
     };
     let mut d0 = 0;
     while d0 < w {
-        let mut acc = [[_mm256_setzero_ps(); 2]; DOTS_MAX_HEADS];
+        let mut acc = [[_mm256_setzero_ps(); 2]; GROUP_HEADS_MAX];
         for (h, a) in acc.iter_mut().enumerate().take(heads) {
             // SAFETY: h * w + d0 + 16 <= heads * w = o.len().
             unsafe {
@@ -259,7 +247,7 @@ pub fn weighted_rows_heads_f32(
 
 /// The width of one head's row when `heads` output rows (`o_len` floats), their weights (`p_len`,
 /// head h's at `h * p_stride`, `keys` each) and `keys` value rows (`v_len`, `stride` apart) fit
-/// [`weighted_rows_heads_f32`]: rows a multiple of 16 floats, 1 to [`DOTS_MAX_HEADS`] heads.
+/// [`weighted_rows_heads_f32`]: rows a multiple of 16 floats, 1 to [`GROUP_HEADS_MAX`] heads.
 #[allow(clippy::too_many_arguments)]
 fn group_rows_fit(
     o_len: usize,
@@ -271,7 +259,7 @@ fn group_rows_fit(
     stride: usize,
 ) -> Option<usize> {
     let w = o_len / heads.max(1);
-    let fits = (1..=DOTS_MAX_HEADS).contains(&heads)
+    let fits = (1..=GROUP_HEADS_MAX).contains(&heads)
         && w.is_multiple_of(16)
         && o_len == heads * w
         && keys >= 1

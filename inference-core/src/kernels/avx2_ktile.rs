@@ -1,36 +1,22 @@
-//! AVX2 kernels for the K-quants (Q4_K, Q6_K) x Q8_K: a row dot product and a register tile of
-//! `TR` weight rows x `TC` tokens that decodes each weight superblock once and reuses it for
-//! every token of the tile (prefill).
+//! AVX2 row dot products for the K-quants (Q4_K, Q6_K) x Q8_K (decode, and rows a prefill tile
+//! leaves over; the tile is `avx2_k8`).
 //!
-//! Both paths compute, per superblock, the same exact integer sums (`maddubs` of unsigned weight
-//! values with signed activations, `madd` with the sub-block scales, the min/offset term from the
-//! activation block sums) and fold them into one f32 accumulator with the same FMA sequence, so a
-//! row gives bit-identical results on either path: logits never depend on how a batch was tiled.
+//! Per superblock they compute the exact integer sums (`maddubs` of unsigned weight values with
+//! signed activations, `madd` with the sub-block scales, the min/offset term from the activation
+//! block sums), reduce them to one i32 each and fold them into f32 by the scalar reference formula
+//! (`kernels::scalar`), so a row gives bit-identical results here, in the tile and in the scalar
+//! code: logits never depend on how a batch was tiled.
 
-use super::avx2::{f16_at, hsum_ps};
-use super::avx2_tile::TR;
+use super::avx2::f16_at;
 use crate::quant::BlockQ8K;
 use core::arch::x86_64::*;
 
 const Q4_K_BYTES: usize = 144;
 const Q6_K_BYTES: usize = 210;
 
-/// One weight superblock decoded for the integer path: 256 unsigned values (chunk k = values
-/// `32k..32k + 32`, matching activation bytes `32k..`), a 16 x i16 scale vector per chunk, the
-/// 16 x i16 coefficients of the activation block sums, and the f32 factors.
-#[derive(Clone, Copy)]
-#[repr(C, align(32))]
-struct Decoded {
-    q: [__m256i; 8],
-    sc: [__m256i; 8],
-    bm: __m256i,
-    d: f32,
-    dmin: f32,
-}
-
 /// The 8 six-bit scales and 8 six-bit mins of a Q4_K superblock, as bytes of two u64.
 #[inline(always)]
-fn q4_k_scales_mins(b: &[u8]) -> (u64, u64) {
+pub(super) fn q4_k_scales_mins(b: &[u8]) -> (u64, u64) {
     let w = |o: usize| u32::from_le_bytes([b[4 + o], b[5 + o], b[6 + o], b[7 + o]]);
     let (w0, w1, w2) = (w(0), w(4), w(8));
     let sc_lo = w0 & 0x3f3f_3f3f;
@@ -149,25 +135,29 @@ fn y_bsums(y: &BlockQ8K) -> __m256i {
     unsafe { _mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i) }
 }
 
-/// Q4_K: `acc += d * sumi - dmin * summ` (per lane), the one rounding sequence both paths use.
+/// Exact sum of the eight i32 lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn fold_q4_k(acc: __m256, sumi: __m256i, summ: __m256i, d: f32, dmin: f32, yd: f32) -> __m256 {
-    let acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi), _mm256_set1_ps(d * yd), acc);
-    _mm256_fnmadd_ps(_mm256_cvtepi32_ps(summ), _mm256_set1_ps(dmin * yd), acc)
+fn hsum_epi32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+    _mm_cvtsi128_si32(s)
 }
 
-/// Q6_K: `acc += d * (sumi + offset)` (the offset sum is exact in i32).
+/// Exact sums of the eight i32 lanes of `a` and of `b`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn fold_q6_k(acc: __m256, sumi: __m256i, offs: __m256i, d: f32, yd: f32) -> __m256 {
-    let s = _mm256_add_epi32(sumi, offs);
-    _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d * yd), acc)
+fn hsum2_epi32(a: __m256i, b: __m256i) -> (i32, i32) {
+    let x = _mm256_hadd_epi32(a, b);
+    let y = _mm_add_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+    let z = _mm_hadd_epi32(y, y);
+    (_mm_cvtsi128_si32(z), _mm_extract_epi32(z, 1))
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
+    let mut sum = 0.0f32;
     for (b, y) in w.chunks_exact(Q4_K_BYTES).zip(a) {
         let (sc, mins) = q4_k_scales_mins(b);
         let mut sumi = _mm256_setzero_si256();
@@ -179,14 +169,16 @@ pub fn dot_q4_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
             sumi = _mm256_add_epi32(sumi, scaled(hi, y_chunk(y, 2 * g + 1), s2));
         }
         let summ = _mm256_madd_epi16(q4_k_min_coeffs(mins), y_bsums(y));
-        acc = fold_q4_k(acc, sumi, summ, f16_at(b, 0), f16_at(b, 2), y.d);
+        let (d, dmin) = (f16_at(b, 0) * y.d, f16_at(b, 2) * y.d);
+        let (si, sm) = hsum2_epi32(sumi, summ);
+        sum += d * si as f32 - dmin * sm as f32;
     }
-    hsum_ps(acc)
+    sum
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
+    let mut sum = 0.0f32;
     for (b, y) in w.chunks_exact(Q6_K_BYTES).zip(a) {
         let mut sumi = _mm256_setzero_si256();
         for n in 0..2 {
@@ -197,118 +189,7 @@ pub fn dot_q6_k_q8_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
             }
         }
         let offs = _mm256_madd_epi16(q6_k_offset_coeffs(b), y_bsums(y));
-        acc = fold_q6_k(acc, sumi, offs, f16_at(b, 208), y.d);
+        sum += f16_at(b, 208) * y.d * hsum_epi32(_mm256_add_epi32(sumi, offs)) as f32;
     }
-    hsum_ps(acc)
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn decode_q4_k(b: &[u8], out: &mut Decoded) {
-    let (sc, mins) = q4_k_scales_mins(b);
-    for g in 0..4 {
-        let (lo, hi) = q4_k_chunks(b, g);
-        out.q[2 * g] = lo;
-        out.q[2 * g + 1] = hi;
-    }
-    for k in 0..8 {
-        out.sc[k] = _mm256_set1_epi16((sc >> (8 * k)) as u8 as i16);
-    }
-    out.bm = q4_k_min_coeffs(mins);
-    out.d = f16_at(b, 0);
-    out.dmin = f16_at(b, 2);
-}
-
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn decode_q6_k(b: &[u8], out: &mut Decoded) {
-    for n in 0..2 {
-        let q = q6_k_chunks(b, n);
-        out.q[4 * n..4 * n + 4].copy_from_slice(&q);
-    }
-    for k in 0..8 {
-        out.sc[k] = q6_k_scale(b, k);
-    }
-    out.bm = q6_k_offset_coeffs(b);
-    out.d = f16_at(b, 208);
-    out.dmin = 0.0;
-}
-
-/// Most tokens one [`rows_k`] call handles (bounds its f32 accumulators on the stack).
-pub const KT_MAX: usize = 64;
-
-/// The tile loop shared by both types: `K6` selects Q6_K (offset folded into the integer sum)
-/// over Q4_K (mins folded in f32). Row r, token c lands in `out[r * n + c]`.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn rows_k<const K6: bool>(w: [&[u8]; TR], a: &[BlockQ8K], n: usize, out: &mut [f32]) {
-    let bytes = if K6 { Q6_K_BYTES } else { Q4_K_BYTES };
-    if n == 0 || n > KT_MAX || !a.len().is_multiple_of(n) || out.len() != TR * n {
-        return;
-    }
-    let nb = a.len() / n;
-    if w.iter().any(|x| x.len() != nb * bytes) {
-        return;
-    }
-    let zero = Decoded {
-        q: [_mm256_setzero_si256(); 8],
-        sc: [_mm256_setzero_si256(); 8],
-        bm: _mm256_setzero_si256(),
-        d: 0.0,
-        dmin: 0.0,
-    };
-    let mut dec = [zero; TR];
-    let mut acc = [[_mm256_setzero_ps(); KT_MAX]; TR];
-    for i in 0..nb {
-        for (r, dr) in dec.iter_mut().enumerate() {
-            let b = &w[r][i * bytes..(i + 1) * bytes];
-            if K6 {
-                decode_q6_k(b, dr);
-            } else {
-                decode_q4_k(b, dr);
-            }
-        }
-        let mut c = 0;
-        while c < n {
-            let m = (n - c).min(4);
-            let ys: [&BlockQ8K; 4] = core::array::from_fn(|j| &a[(c + j.min(m - 1)) * nb + i]);
-            for (dr, ar) in dec.iter().zip(acc.iter_mut()) {
-                let mut s = [_mm256_setzero_si256(); 4];
-                for k in 0..8 {
-                    let (q, sc) = (dr.q[k], dr.sc[k]);
-                    for (sj, y) in s.iter_mut().zip(&ys) {
-                        *sj = _mm256_add_epi32(*sj, scaled(q, y_chunk(y, k), sc));
-                    }
-                }
-                for j in 0..m {
-                    let bias = _mm256_madd_epi16(dr.bm, y_bsums(ys[j]));
-                    let a = &mut ar[c + j];
-                    *a = if K6 {
-                        fold_q6_k(*a, s[j], bias, dr.d, ys[j].d)
-                    } else {
-                        fold_q4_k(*a, s[j], bias, dr.d, dr.dmin, ys[j].d)
-                    };
-                }
-            }
-            c += m;
-        }
-    }
-    for (r, ar) in acc.iter().enumerate() {
-        for (c, &v) in ar[..n].iter().enumerate() {
-            out[r * n + c] = hsum_ps(v);
-        }
-    }
-}
-
-/// `out[r * n + c] = dot(w[r], token c of a)` for Q4_K weight rows and `n <= KT_MAX` Q8_K
-/// tokens of `a.len() / n` blocks each. Writes nothing when the shapes disagree.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub fn rows_q4_k_q8_k(w: [&[u8]; TR], a: &[BlockQ8K], n: usize, out: &mut [f32]) {
-    rows_k::<false>(w, a, n, out)
-}
-
-/// As [`rows_q4_k_q8_k`] for Q6_K weight rows.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub fn rows_q6_k_q8_k(w: [&[u8]; TR], a: &[BlockQ8K], n: usize, out: &mut [f32]) {
-    rows_k::<true>(w, a, n, out)
+    sum
 }

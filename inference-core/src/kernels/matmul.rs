@@ -161,11 +161,11 @@ pub fn matmul(
                     row_len,
                     n_tokens,
                     j..je,
-                    &|jj| {
+                    |jj| {
                         let r = sel_row(jj);
                         &w.data[r * row_bytes..(r + 1) * row_bytes]
                     },
-                    &|t, jj, v| {
+                    |t, jj, v| {
                         // SAFETY: t < n_tokens and jj < je <= n_sel; only this task writes column jj.
                         unsafe { out_ptr.write(t * n_sel + jj, v) }
                     },
@@ -265,7 +265,7 @@ fn dot_checked(
     }
 }
 
-/// For Q4_K / Q6_K: computes rows `j..` of the row tile `tile = j..je` for every token, `TR` rows
+/// For Q4_K / Q6_K: computes rows `j..` of the row tile `tile = j..je` for every token, `K8_ROWS` rows
 /// per kernel call, and returns the first row it did not compute (`j` for other types).
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 fn k_rows_avx2<'w>(
@@ -274,10 +274,10 @@ fn k_rows_avx2<'w>(
     row_len: usize,
     n_tokens: usize,
     tile: core::ops::Range<usize>,
-    row: &dyn Fn(usize) -> &'w [u8],
-    write: &dyn Fn(usize, usize, f32),
+    row: impl Fn(usize) -> &'w [u8],
+    write: impl Fn(usize, usize, f32),
 ) -> usize {
-    use super::avx2_ktile::{rows_q4_k_q8_k, rows_q6_k_q8_k, KT_MAX};
+    use super::avx2_k8::{rows8_q4_k_q8_k, rows8_q6_k_q8_k, K8_ROWS, KT_MAX};
     let (j, je) = (tile.start, tile.end);
     let QuantizedActs::Q8K(a) = acts else {
         return j;
@@ -287,19 +287,19 @@ fn k_rows_avx2<'w>(
         return j;
     }
     let kernel = match ty {
-        GgmlType::Q4_K => rows_q4_k_q8_k,
-        GgmlType::Q6_K => rows_q6_k_q8_k,
+        GgmlType::Q4_K => rows8_q4_k_q8_k,
+        GgmlType::Q6_K => rows8_q6_k_q8_k,
         _ => return j,
     };
     let nb = row_len / ty.block_size();
-    let mut buf = [0f32; TR * KT_MAX];
+    let mut buf = [0f32; K8_ROWS * KT_MAX];
     let mut jj = j;
-    while jj + TR <= je {
-        let rows: [&[u8]; TR] = core::array::from_fn(|i| row(jj + i));
+    while jj + K8_ROWS <= je {
+        let rows: [&[u8]; K8_ROWS] = core::array::from_fn(|i| row(jj + i));
         let mut t0 = 0;
         while t0 < n_tokens {
             let nt = (n_tokens - t0).min(KT_MAX);
-            let out = &mut buf[..TR * nt];
+            let out = &mut buf[..K8_ROWS * nt];
             // SAFETY: only called with Isa::Avx2 from clamp_to_cpu, so AVX2, FMA and F16C exist.
             unsafe { kernel(rows, &a[t0 * nb..(t0 + nt) * nb], nt, out) };
             for (i, orow) in out.chunks_exact(nt).enumerate() {
@@ -309,7 +309,7 @@ fn k_rows_avx2<'w>(
             }
             t0 += nt;
         }
-        jj += TR;
+        jj += K8_ROWS;
     }
     jj
 }

@@ -7,7 +7,11 @@
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod avx2;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod avx2_attn;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod avx2_f32;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod avx2_k8;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod avx2_ktile;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
@@ -93,7 +97,7 @@ fn cpu_has_avx2_fma() -> bool {
 }
 
 /// Up to this many query heads of a KV group share one pass over a key or value row
-/// ([`VecF32::dots`], [`VecF32::weighted_rows_heads`]).
+/// ([`VecF32::scores8`], [`VecF32::weighted_rows_heads`]).
 pub const GROUP_HEADS_MAX: usize = 6;
 
 /// SIMD f32 routines for attention (dot, axpy, softmax). Exists only where the CPU has AVX2
@@ -117,22 +121,6 @@ impl VecF32 {
         return unsafe { avx2_f32::dot_f32(a, b) };
         #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
         a.iter().zip(b).map(|(x, y)| x * y).sum()
-    }
-
-    /// `out[h] = dot(q[h * k.len()..][..k.len()], k)` for each of the `out.len()` heads, each
-    /// bit-identical to [`VecF32::dot`]; one pass over `k` when `k.len()` is a multiple of 16 and
-    /// there are at most 6 heads, one `dot` per head otherwise.
-    #[inline]
-    pub fn dots(self, q: &[f32], k: &[f32], out: &mut [f32]) {
-        let n = k.len();
-        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-        // SAFETY: as in `dot`.
-        if unsafe { avx2_f32::dots_f32(q, k, out) } {
-            return;
-        }
-        for (h, o) in out.iter_mut().enumerate() {
-            *o = self.dot(&q[h * n..][..n], k);
-        }
     }
 
     /// [`VecF32::weighted_rows`] for `heads` heads at once: `o` holds the heads' rows one after the
@@ -159,6 +147,43 @@ impl VecF32 {
         #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
         {
             let _ = (o, heads, p, p_stride, keys, v, stride);
+            false
+        }
+    }
+
+    /// Packs 8 key rows (each at least `out.len() / 8` floats) into one dims-major block for
+    /// [`VecF32::scores8`]; false (nothing written) unless `out.len()` is a multiple of 64.
+    #[inline]
+    pub fn pack_keys8(self, rows: [&[f32]; 8], out: &mut [f32]) -> bool {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        // SAFETY: as in `dot`.
+        return unsafe { avx2_attn::pack_keys8_f32(rows, out) };
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+        {
+            let _ = (rows, out);
+            false
+        }
+    }
+
+    /// Scaled scores of `heads` query rows against packed key blocks, 8 keys per block:
+    /// `out[h * out_stride + 8b + i]`, each one FMA chain over the dimensions in order. False
+    /// (nothing written) unless the shapes fit and `heads <= GROUP_HEADS_MAX`.
+    #[inline]
+    pub fn scores8(
+        self,
+        q: &[f32],
+        heads: usize,
+        blocks: &[f32],
+        scale: f32,
+        out: &mut [f32],
+        out_stride: usize,
+    ) -> bool {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        // SAFETY: as in `dot`.
+        return unsafe { avx2_attn::scores8_f32(q, heads, blocks, scale, out, out_stride) };
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+        {
+            let _ = (q, heads, blocks, scale, out, out_stride);
             false
         }
     }
@@ -193,6 +218,21 @@ impl VecF32 {
             self.axpy(o, pj, &v[j * stride..j * stride + o.len()]);
         }
         true
+    }
+
+    /// `gate[i] = silu(gate[i]) * up[i]` (SwiGLU) over the shorter length, with the polynomial
+    /// exp of [`VecF32::softmax`].
+    #[inline]
+    pub fn swiglu(self, gate: &mut [f32], up: &[f32]) {
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        // SAFETY: as in `dot`.
+        unsafe {
+            avx2_f32::swiglu_f32(gate, up)
+        };
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+        for (g, &u) in gate.iter_mut().zip(up) {
+            *g = *g / (1.0 + libm::expf(-*g)) * u;
+        }
     }
 
     /// Softmax in place (polynomial exp; within a few ulp of libm).

@@ -4,15 +4,15 @@
 //! activation quantisation inside the matmul, and attention over its own causal window in position
 //! order), so splitting a prompt into batches, chunks or forks gives bit-identical logits.
 
+use super::attention::attention;
 use super::config::Arch;
-use super::ops::{self, axpy, dot, rms_norm_in_place, softmax};
+use super::ops::{self, rms_norm_in_place};
 use super::weights::Linear;
 use super::{KvCache, LogitsRequest, Model, ModelError};
 use crate::kernels::{matmul, RowSelection, VecF32};
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
-use core::marker::PhantomData;
 
 /// Tokens per prefill chunk: bounds the activation memory while keeping matrix-matrix work.
 pub const CHUNK: usize = 64;
@@ -208,7 +208,10 @@ fn run_chunk(
         linear(model, &lw.ffn_up, &xn, m, up, RowSelection::All)?;
         match c.arch {
             Arch::Gemma3 => ops::geglu(gate, up),
-            Arch::Llama | Arch::Qwen2 => ops::swiglu(gate, up),
+            Arch::Llama | Arch::Qwen2 => match VecF32::new(model.isa) {
+                Some(v) => v.swiglu(gate, up),
+                None => ops::swiglu(gate, up),
+            },
         }
         linear(model, &lw.ffn_down, gate, m, proj, RowSelection::All)?;
         if let Some(pn) = &lw.post_ffn_norm {
@@ -218,137 +221,4 @@ fn run_chunk(
     }
     cache.commit(n);
     Ok(x)
-}
-
-/// Causal (optionally windowed) attention of the chunk's `n` queries (positions `start..start + n`)
-/// over the cached keys of layer `il`, which already include the chunk's own.
-fn attention(
-    model: &Model<'_>,
-    cache: &KvCache,
-    il: usize,
-    start: usize,
-    n: usize,
-    q: &[f32],
-    out: &mut [f32],
-) {
-    let c = &model.config;
-    let (hd, hdv) = (c.head_dim, c.head_dim_v);
-    let (k_w, v_w) = (c.n_head_kv * hd, c.n_head_kv * hdv);
-    let group = c.n_head / c.n_head_kv;
-    let window = c.layers[il].window;
-    let view = cache.layer_view(il, start + n);
-    let shared = SharedRows::new(out);
-    let simd = VecF32::new(model.isa);
-    // One task per (KV head, token): the `group` query heads sharing a KV head read each cached
-    // key and value row once while it is in L1. Consecutive tasks share the KV head.
-    let task = |task: usize| {
-        let (kvh, t) = (task / n, task % n);
-        let pos = start + t;
-        let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
-        let len = pos + 1 - first;
-        let mut scores = vec![0.0f32; group * len];
-        let mut s = vec![0.0f32; group];
-        let mut base = 0;
-        let mut col = 0;
-        for (kr, _) in &view.runs {
-            let run = kr.len() / k_w;
-            // The group's query rows are consecutive: one pass over each key row serves them all.
-            let qg = &q[(t * c.n_head + kvh * group) * hd..][..group * hd];
-            for j in first.max(base)..(base + run).min(pos + 1) {
-                let kj = &kr[(j - base) * k_w + kvh * hd..][..hd];
-                match simd {
-                    Some(v) => v.dots(qg, kj, &mut s),
-                    None => {
-                        for (hi, sh) in s.iter_mut().enumerate() {
-                            *sh = dot(&qg[hi * hd..][..hd], kj);
-                        }
-                    }
-                }
-                for (hi, &sh) in s.iter().enumerate() {
-                    scores[hi * len + col] = sh * c.attn_scale;
-                }
-                col += 1;
-            }
-            base += run;
-        }
-        for sh in scores.chunks_exact_mut(len) {
-            match simd {
-                Some(v) => v.softmax(sh),
-                None => softmax(sh),
-            }
-        }
-        // SAFETY: task index (kvh, t) is unique, so each task writes its own disjoint rows: the
-        // `group` consecutive head rows of token t starting at head kvh * group.
-        let o = unsafe { shared.row(t * c.n_head_kv + kvh, group * hdv) };
-        o.fill(0.0);
-        let mut base = 0;
-        let mut col = 0;
-        for (_, vr) in &view.runs {
-            let run = vr.len() / v_w;
-            let (j0, j1) = (first.max(base), (base + run).min(pos + 1));
-            // Blocks of keys whose V rows stay in L1 while every head of the group uses them.
-            let mut jb = j0;
-            while jb < j1 {
-                let je = (jb + 32).min(j1);
-                let rows = &vr[(jb - base) * v_w + kvh * hdv..];
-                let p_all = &scores[col..];
-                if simd.is_some_and(|v| {
-                    v.weighted_rows_heads(o, group, p_all, len, je - jb, rows, v_w)
-                }) {
-                    col += je - jb;
-                    jb = je;
-                    continue;
-                }
-                for (hi, oh) in o.chunks_exact_mut(hdv).enumerate() {
-                    let p = &scores[hi * len + col..hi * len + col + (je - jb)];
-                    let done = simd.is_some_and(|v| v.weighted_rows(oh, p, rows, v_w));
-                    if !done {
-                        for (jj, &pj) in p.iter().enumerate() {
-                            let vj = &rows[jj * v_w..][..hdv];
-                            match simd {
-                                Some(v) => v.axpy(oh, pj, vj),
-                                None => axpy(oh, pj, vj),
-                            }
-                        }
-                    }
-                }
-                col += je - jb;
-                jb = je;
-            }
-            base += run;
-        }
-    };
-    model.par.for_each(n * c.n_head_kv, &task);
-}
-
-/// Lets parallel tasks write disjoint rows of one output buffer.
-struct SharedRows<'s> {
-    ptr: *mut f32,
-    len: usize,
-    _borrow: PhantomData<&'s mut [f32]>,
-}
-
-// SAFETY: the only access is `row`, whose callers write pairwise disjoint rows.
-unsafe impl Sync for SharedRows<'_> {}
-
-impl<'s> SharedRows<'s> {
-    fn new(buf: &'s mut [f32]) -> Self {
-        SharedRows {
-            ptr: buf.as_mut_ptr(),
-            len: buf.len(),
-            _borrow: PhantomData,
-        }
-    }
-
-    /// Row `i` of `width` floats.
-    ///
-    /// # Safety
-    /// No two live calls may use the same `i` (rows must not alias).
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn row(&self, i: usize, width: usize) -> &mut [f32] {
-        let start = (i * width).min(self.len);
-        let end = (start + width).min(self.len);
-        // SAFETY: start..end lies inside the borrowed buffer; the caller guarantees disjointness.
-        unsafe { core::slice::from_raw_parts_mut(self.ptr.add(start), end - start) }
-    }
 }

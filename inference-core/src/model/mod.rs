@@ -1,6 +1,7 @@
 //! The transformer: llama (SmolLM2 and other llama-family GGUFs), qwen2 and gemma3, run zero-copy from the
 //! GGUF bytes with a copy-free forkable KV cache.
 
+mod attention;
 mod cache;
 mod compat;
 mod config;
