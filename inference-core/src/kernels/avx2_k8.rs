@@ -315,18 +315,14 @@ fn rows8<const K6: bool>(w: [&[u8]; K8_ROWS], a: &[BlockQ8K], n: usize, out: &mu
             c += m;
         }
     }
-    for (t, v) in acc[..n].iter().enumerate() {
-        let mut lanes = [0f32; K8_ROWS];
-        // SAFETY: lanes is [f32; 8] = 32 bytes; the store is unaligned.
-        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *v) };
-        for (r, &x) in lanes.iter().enumerate() {
-            out[r * n + t] = x;
-        }
+    for (o, v) in out.chunks_exact_mut(K8_ROWS).zip(&acc[..n]) {
+        // SAFETY: o has exactly 8 floats; the store is unaligned.
+        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), *v) };
     }
 }
 
-/// `out[r * n + c] = dot(w[r], token c of a)` for 8 Q4_K weight rows and `n <= KT_MAX` Q8_K
-/// tokens of `a.len() / n` blocks each. Writes nothing when the shapes disagree.
+/// `out[c * 8 + r] = dot(w[r], token c of a)` (token-major) for 8 Q4_K weight rows and
+/// `n <= KT_MAX` Q8_K tokens of `a.len() / n` blocks each. Writes nothing when the shapes disagree.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn rows8_q4_k_q8_k(w: [&[u8]; K8_ROWS], a: &[BlockQ8K], n: usize, out: &mut [f32]) {
     rows8::<false>(w, a, n, out)

@@ -77,6 +77,14 @@ impl OutPtr {
         // SAFETY: guaranteed by the caller.
         unsafe { *self.0.add(i) = v };
     }
+
+    /// # Safety
+    /// `i..i + v.len()` is inside the output and no other task writes those elements.
+    #[inline(always)]
+    unsafe fn write_run(&self, i: usize, v: &[f32]) {
+        // SAFETY: guaranteed by the caller; `v` is a separate buffer, so the ranges do not overlap.
+        unsafe { core::ptr::copy_nonoverlapping(v.as_ptr(), self.0.add(i), v.len()) };
+    }
 }
 
 /// `out[t * n_sel + j] = dot(row sel[j] of w, x[t])` for every token t, where `x` holds
@@ -165,9 +173,10 @@ pub fn matmul(
                         let r = sel_row(jj);
                         &w.data[r * row_bytes..(r + 1) * row_bytes]
                     },
-                    |t, jj, v| {
-                        // SAFETY: t < n_tokens and jj < je <= n_sel; only this task writes column jj.
-                        unsafe { out_ptr.write(t * n_sel + jj, v) }
+                    |t, jj, v: &[f32]| {
+                        // SAFETY: t < n_tokens and jj + v.len() <= je <= n_sel; only this task
+                        // writes columns jj..jj + v.len().
+                        unsafe { out_ptr.write_run(t * n_sel + jj, v) }
                     },
                 )
             } else {
@@ -275,7 +284,7 @@ fn k_rows_avx2<'w>(
     n_tokens: usize,
     tile: core::ops::Range<usize>,
     row: impl Fn(usize) -> &'w [u8],
-    write: impl Fn(usize, usize, f32),
+    write: impl Fn(usize, usize, &[f32]),
 ) -> usize {
     use super::avx2_k8::{rows8_q4_k_q8_k, rows8_q6_k_q8_k, K8_ROWS, KT_MAX};
     let (j, je) = (tile.start, tile.end);
@@ -302,10 +311,8 @@ fn k_rows_avx2<'w>(
             let out = &mut buf[..K8_ROWS * nt];
             // SAFETY: only called with Isa::Avx2 from clamp_to_cpu, so AVX2, FMA and F16C exist.
             unsafe { kernel(rows, &a[t0 * nb..(t0 + nt) * nb], nt, out) };
-            for (i, orow) in out.chunks_exact(nt).enumerate() {
-                for (c, &v) in orow.iter().enumerate() {
-                    write(t0 + c, jj + i, v);
-                }
+            for (c, rows) in out.chunks_exact(K8_ROWS).enumerate() {
+                write(t0 + c, jj, rows);
             }
             t0 += nt;
         }
