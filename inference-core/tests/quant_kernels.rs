@@ -426,3 +426,36 @@ fn vec_f32_routines_match_plain_code() {
         "too few weights"
     );
 }
+
+/// Q8_K activation rounding (llama.cpp's): the scale comes from the first value of largest
+/// magnitude, so its sign (and every rounded byte) depends on which of two equal magnitudes comes
+/// first; an all-zero block stays zero.
+#[test]
+fn q8_k_scale_follows_the_first_value_of_largest_magnitude() {
+    use inference_core::quant::quantize_row_q8_k;
+    let mut x = vec![0.5f32; 256];
+    x[3] = -3.0;
+    x[200] = 3.0;
+    let mut out = Vec::new();
+    quantize_row_q8_k(&x, &mut out).unwrap();
+    assert!((out[0].d - 3.0 / 127.0).abs() < 1e-8, "{}", out[0].d);
+    assert_eq!(
+        (out[0].qs[3], out[0].qs[200], out[0].qs[0]),
+        (-127, 127, 21)
+    );
+    x.swap(3, 200);
+    out.clear();
+    quantize_row_q8_k(&x, &mut out).unwrap();
+    assert!((out[0].d + 3.0 / 127.0).abs() < 1e-8, "{}", out[0].d);
+    assert_eq!(
+        (out[0].qs[3], out[0].qs[200], out[0].qs[0]),
+        (-127, 127, -21)
+    );
+    assert_eq!(out[0].bsums[0], -21 * 15 - 127);
+    out.clear();
+    quantize_row_q8_k(&[0.0; 256], &mut out).unwrap();
+    assert_eq!(
+        (out[0].d, out[0].qs, out[0].bsums),
+        (0.0, [0; 256], [0; 16])
+    );
+}

@@ -80,6 +80,7 @@ impl OutPtr {
 
     /// # Safety
     /// `i..i + v.len()` is inside the output and no other task writes those elements.
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     #[inline(always)]
     unsafe fn write_run(&self, i: usize, v: &[f32]) {
         // SAFETY: guaranteed by the caller; `v` is a separate buffer, so the ranges do not overlap.

@@ -88,13 +88,9 @@ pub fn quantize_row_q8_1(x: &[f32], out: &mut Vec<BlockQ8_1>) -> Result<(), Quan
 pub fn quantize_row_q8_k(x: &[f32], out: &mut Vec<BlockQ8K>) -> Result<(), QuantError> {
     check(GgmlType::Q8_K, x, QK_K)?;
     for c in x.chunks_exact(QK_K) {
-        let (mut amax, mut max) = (0.0f32, 0.0f32);
-        for &v in c {
-            if v.abs() > amax {
-                amax = v.abs();
-                max = v;
-            }
-        }
+        // The largest magnitude, and the first value that has it (branch-free, so it vectorises).
+        let amax = c.iter().fold(0.0f32, |a, &v| a.max(v.abs()));
+        let max = c.iter().copied().find(|v| v.abs() == amax).unwrap_or(0.0);
         let mut b = BlockQ8K {
             d: 0.0,
             qs: [0; QK_K],
