@@ -4,12 +4,13 @@
 //! Each weight superblock of the 8 rows is decoded once into an interleaved form: vector `v` holds
 //! values `4v..4v + 4` of every row (4 bytes per row), so one broadcast group of 4 activation bytes
 //! and one `maddubs` give 8 rows x 4 products. The `maddubs` results of a scale sub-block are
-//! summed in i16 (exact: Q4_K's 8 products of 15 x 128 per lane reach 30720, Q6_K's 2 of 63 x 128
-//! per lane 32256) before the one `madd` with the rows' scales, so a sub-block of 32 values costs
-//! 9 integer multiplies per 8 rows instead of 16 per row pair of a lanes-along-values layout. The
-//! min/offset term comes from the activation block sums. Per superblock the exact integer sums of
-//! each row are folded into f32 by the scalar reference formula (`kernels::scalar`), lane by lane,
-//! so a row gives bit-identical results here, in the AVX2 row dot and in the scalar code.
+//! summed in i16 (exact: Q4_K's 16 products of at most 15 x 128 per lane reach 30720, Q6_K's 4 of
+//! 63 x 128 reach 32256) before the one `madd` with the rows' scales, so 32 values of 8 rows cost 9
+//! integer multiplies, where a layout with the values in the lanes needs 16 (a `maddubs` and a
+//! `madd` per row). The min/offset term comes from the activation block sums. Per superblock the
+//! exact integer sums of each row are folded into f32 by the scalar reference formula
+//! (`kernels::scalar`), lane by lane, so a row gives bit-identical results here, in the AVX2 row
+//! dot and in the scalar code.
 
 use super::avx2::f16_at;
 use super::avx2_ktile::q4_k_scales_mins;
