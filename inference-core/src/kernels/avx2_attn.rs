@@ -5,6 +5,7 @@
 //! sum. Each score is one FMA chain over the dimensions in order, then one multiply by the scale,
 //! whichever kernel call, block pairing or batch computed it.
 
+use super::avx2_k8::transpose8;
 use super::GROUP_HEADS_MAX;
 use core::arch::x86_64::*;
 
@@ -17,61 +18,19 @@ pub fn pack_keys8_f32(rows: [&[f32]; 8], out: &mut [f32]) -> bool {
         return false;
     }
     for d0 in (0..hd).step_by(8) {
-        // SAFETY: d0 + 8 <= hd <= every row's length.
-        let r: [__m256; 8] =
-            core::array::from_fn(|i| unsafe { _mm256_loadu_ps(rows[i].as_ptr().add(d0)) });
-        let t = transpose8_ps(r);
-        for (k, v) in t.iter().enumerate() {
+        let r: [__m256i; 8] = core::array::from_fn(|i| {
+            // SAFETY: d0 + 8 <= hd <= every row's length.
+            _mm256_castps_si256(unsafe { _mm256_loadu_ps(rows[i].as_ptr().add(d0)) })
+        });
+        // The same 32-bit lane moves as the K-quant tile's weights (bits are only moved).
+        for (k, v) in transpose8(r).iter().enumerate() {
             // SAFETY: (d0 + k) * 8 + 8 <= hd * 8 = out.len().
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add((d0 + k) * 8), *v) };
+            unsafe {
+                _mm256_storeu_ps(out.as_mut_ptr().add((d0 + k) * 8), _mm256_castsi256_ps(*v))
+            };
         }
     }
     true
-}
-
-/// 8 x 8 transpose of floats: output k holds element k of every input, in input order.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn transpose8_ps(r: [__m256; 8]) -> [__m256; 8] {
-    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    let pd = |a: __m256, b: __m256, lo: bool| {
-        let (a, b) = (_mm256_castps_pd(a), _mm256_castps_pd(b));
-        _mm256_castpd_ps(if lo {
-            _mm256_unpacklo_pd(a, b)
-        } else {
-            _mm256_unpackhi_pd(a, b)
-        })
-    };
-    // u0: elements 0 | 4 of rows 0-3, u1: 1 | 5, u2: 2 | 6, u3: 3 | 7; u4..u7 the same, rows 4-7.
-    let (u0, u1, u2, u3) = (
-        pd(t0, t2, true),
-        pd(t0, t2, false),
-        pd(t1, t3, true),
-        pd(t1, t3, false),
-    );
-    let (u4, u5, u6, u7) = (
-        pd(t4, t6, true),
-        pd(t4, t6, false),
-        pd(t5, t7, true),
-        pd(t5, t7, false),
-    );
-    [
-        _mm256_permute2f128_ps(u0, u4, 0x20),
-        _mm256_permute2f128_ps(u1, u5, 0x20),
-        _mm256_permute2f128_ps(u2, u6, 0x20),
-        _mm256_permute2f128_ps(u3, u7, 0x20),
-        _mm256_permute2f128_ps(u0, u4, 0x31),
-        _mm256_permute2f128_ps(u1, u5, 0x31),
-        _mm256_permute2f128_ps(u2, u6, 0x31),
-        _mm256_permute2f128_ps(u3, u7, 0x31),
-    ]
 }
 
 /// Scores of `heads` query rows (`q[h * hd..][..hd]`, at most [`GROUP_HEADS_MAX`]) against the

@@ -43,7 +43,7 @@ struct Interleaved {
 /// 8 x 8 transpose of 32-bit elements: output k holds element k of every input, input order.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn transpose8(r: [__m256i; 8]) -> [__m256i; 8] {
+pub(super) fn transpose8(r: [__m256i; 8]) -> [__m256i; 8] {
     let t0 = _mm256_unpacklo_epi32(r[0], r[1]);
     let t1 = _mm256_unpackhi_epi32(r[0], r[1]);
     let t2 = _mm256_unpacklo_epi32(r[2], r[3]);
