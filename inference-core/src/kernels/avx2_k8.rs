@@ -13,7 +13,7 @@
 //! dot and in the scalar code.
 
 use super::avx2::f16_at;
-use super::avx2_ktile::q4_k_scales_mins;
+use super::avx2_ktile::{load32, q4_k_nibbles, q4_k_scales_mins, q6_k_unpack};
 use crate::quant::BlockQ8K;
 use core::arch::x86_64::*;
 
@@ -73,14 +73,6 @@ pub(super) fn transpose8(r: [__m256i; 8]) -> [__m256i; 8] {
     ]
 }
 
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn load32(b: &[u8], off: usize) -> __m256i {
-    let s = &b[off..off + 32];
-    // SAFETY: s has exactly 32 bytes.
-    unsafe { _mm256_loadu_si256(s.as_ptr() as *const __m256i) }
-}
-
 /// Byte transpose of an 8 x 8 matrix held as 8 u64 (row r = `x[r]`, column c = byte c): byte c
 /// of output r is byte r of input c.
 #[inline(always)]
@@ -115,22 +107,28 @@ fn row_pairs(col: u64, signed: bool) -> __m256i {
 }
 
 impl Interleaved {
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
     fn zeroed() -> Interleaved {
-        // SAFETY: every field is plain integer or float data, for which all-zero bits are valid.
-        unsafe { core::mem::zeroed() }
+        let z = _mm256_setzero_si256();
+        Interleaved {
+            q: [z; 64],
+            sc: [z; 16],
+            bias: [z; 8],
+            d: [0.0; K8_ROWS],
+            dmin: [0.0; K8_ROWS],
+        }
     }
 
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     fn load_q4_k(&mut self, b: [&[u8]; K8_ROWS]) {
-        let m4 = _mm256_set1_epi8(0x0f);
         for g in 0..4 {
             // Dword k of group g holds quad 16g + k (low nibbles) and 16g + 8 + k (high): the
             // nibble masks commute with moving whole dwords, so transpose the packed bytes once.
             let t = transpose8(core::array::from_fn(|r| load32(b[r], 16 + 32 * g)));
             for (k, x) in t.iter().enumerate() {
-                self.q[16 * g + k] = _mm256_and_si256(*x, m4);
-                self.q[16 * g + 8 + k] = _mm256_and_si256(_mm256_srli_epi16(*x, 4), m4);
+                (self.q[16 * g + k], self.q[16 * g + 8 + k]) = q4_k_nibbles(*x);
             }
         }
         let sm: [(u64, u64); K8_ROWS] = core::array::from_fn(|r| q4_k_scales_mins(b[r]));
@@ -148,27 +146,15 @@ impl Interleaved {
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     fn load_q6_k(&mut self, b: [&[u8]; K8_ROWS]) {
-        let (m4, m30) = (_mm256_set1_epi8(0x0f), _mm256_set1_epi8(0x30));
         for n in 0..2 {
-            // The bit operations are bytewise, so they commute with the dword transposes.
+            // The unpacking is bytewise, so it commutes with the dword transposes.
             let ql0 = transpose8(core::array::from_fn(|r| load32(b[r], 64 * n)));
             let ql1 = transpose8(core::array::from_fn(|r| load32(b[r], 64 * n + 32)));
             let qh = transpose8(core::array::from_fn(|r| load32(b[r], 128 + 32 * n)));
             for k in 0..8 {
-                let (l0, l1, h) = (ql0[k], ql1[k], qh[k]);
-                // Chunk 4n + j holds values 32(4n + j).. (ggml's Q6_K layout), 0..63 unsigned.
-                let chunks = [
-                    (_mm256_and_si256(l0, m4), _mm256_slli_epi16(h, 4)),
-                    (_mm256_and_si256(l1, m4), _mm256_slli_epi16(h, 2)),
-                    (_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h),
-                    (
-                        _mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                        _mm256_srli_epi16(h, 2),
-                    ),
-                ];
-                for (j, (lo, hi)) in chunks.iter().enumerate() {
-                    let v = 8 * (4 * n + j) + k;
-                    self.q[v] = _mm256_or_si256(*lo, _mm256_and_si256(*hi, m30));
+                // Chunk 4n + j holds values 32(4n + j).., so quad 8(4n + j) + k.
+                for (j, v) in q6_k_unpack(ql0[k], ql1[k], qh[k]).iter().enumerate() {
+                    self.q[8 * (4 * n + j) + k] = *v;
                 }
             }
         }

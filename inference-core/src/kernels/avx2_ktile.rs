@@ -41,39 +41,41 @@ fn q4_k_min_coeffs(mins: u64) -> __m256i {
     _mm256_cvtepu8_epi16(dup)
 }
 
-/// The two 32-value chunks of Q4_K group `g` (low nibbles = chunk 2g, high nibbles = chunk 2g + 1).
+/// The 32 bytes at `b[off..]`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q4_k_chunks(b: &[u8], g: usize) -> (__m256i, __m256i) {
+pub(super) fn load32(b: &[u8], off: usize) -> __m256i {
+    let s = &b[off..off + 32];
+    // SAFETY: s has exactly 32 bytes.
+    unsafe { _mm256_loadu_si256(s.as_ptr() as *const __m256i) }
+}
+
+/// Packed Q4_K bytes split into their low and high nibbles (bytewise, so it commutes with moving
+/// whole dwords).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn q4_k_nibbles(q: __m256i) -> (__m256i, __m256i) {
     let m4 = _mm256_set1_epi8(0x0f);
-    let src = &b[16 + 32 * g..16 + 32 * g + 32];
-    // SAFETY: src has exactly 32 bytes.
-    let q = unsafe { _mm256_loadu_si256(src.as_ptr() as *const __m256i) };
     (
         _mm256_and_si256(q, m4),
         _mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
     )
 }
 
-/// The four 32-value chunks `4n..4n + 4` of a Q6_K superblock, as unsigned values 0..63.
+/// The two 32-value chunks of Q4_K group `g` (low nibbles = chunk 2g, high nibbles = chunk 2g + 1).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q6_k_chunks(b: &[u8], n: usize) -> [__m256i; 4] {
+fn q4_k_chunks(b: &[u8], g: usize) -> (__m256i, __m256i) {
+    q4_k_nibbles(load32(b, 16 + 32 * g))
+}
+
+/// The four Q6_K chunks built from low-bit vectors `ql0`, `ql1` and high-bit vector `qh`, as
+/// unsigned values 0..63 (ggml's layout; bytewise, so it commutes with moving whole dwords).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn q6_k_unpack(ql0: __m256i, ql1: __m256i, qh: __m256i) -> [__m256i; 4] {
     let m4 = _mm256_set1_epi8(0x0f);
     let m30 = _mm256_set1_epi8(0x30);
-    let (l0, l1, h) = (
-        &b[64 * n..64 * n + 32],
-        &b[64 * n + 32..64 * n + 64],
-        &b[128 + 32 * n..160 + 32 * n],
-    );
-    // SAFETY: each slice has exactly 32 bytes.
-    let (ql0, ql1, qh) = unsafe {
-        (
-            _mm256_loadu_si256(l0.as_ptr() as *const __m256i),
-            _mm256_loadu_si256(l1.as_ptr() as *const __m256i),
-            _mm256_loadu_si256(h.as_ptr() as *const __m256i),
-        )
-    };
     [
         _mm256_or_si256(
             _mm256_and_si256(ql0, m4),
@@ -92,6 +94,17 @@ fn q6_k_chunks(b: &[u8], n: usize) -> [__m256i; 4] {
             _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30),
         ),
     ]
+}
+
+/// The four 32-value chunks `4n..4n + 4` of a Q6_K superblock, as unsigned values 0..63.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn q6_k_chunks(b: &[u8], n: usize) -> [__m256i; 4] {
+    q6_k_unpack(
+        load32(b, 64 * n),
+        load32(b, 64 * n + 32),
+        load32(b, 128 + 32 * n),
+    )
 }
 
 /// Scale vector of Q6_K chunk k: its two 16-value scales in the low and high 128-bit halves.
