@@ -22,6 +22,20 @@ impl Parallel for Sequential {
     }
 }
 
+/// Runs `f(i, piece)` for the `chunk`-long pieces of `buf` (the last may be shorter), split across
+/// `par`. Each piece sits behind its own lock, taken once by the one task that owns it, so this
+/// needs no `unsafe` and stays sound whatever `par` does.
+pub fn for_each_chunk_mut<T: Send>(
+    par: &dyn Parallel,
+    buf: &mut [T],
+    chunk: usize,
+    f: &(dyn Fn(usize, &mut [T]) + Sync),
+) {
+    let pieces: alloc::vec::Vec<spin::Mutex<&mut [T]>> =
+        buf.chunks_mut(chunk.max(1)).map(spin::Mutex::new).collect();
+    par.for_each(pieces.len(), &|i| f(i, &mut pieces[i].lock()));
+}
+
 #[cfg(any(test, feature = "std"))]
 mod pool;
 #[cfg(any(test, feature = "std"))]

@@ -254,9 +254,9 @@ fn matmul_matches_row_dots_for_all_types_and_selections() {
 
 /// The K-quant tiles (Q4_K, Q6_K x Q8_K) on shapes with row and token remainders, several
 /// superblocks per row, more tokens than one tile call takes and activations at the Q8_K
-/// extremes: the AVX2 matmul (8-row tiles, row dots for the rows and tokens left over) equals the
-/// scalar matmul bit for bit, since every path folds each superblock's exact integer sums into f32
-/// by the same formula.
+/// extremes: the AVX2 matmul (8-row tiles over superblock-major activations quantised by the AVX2
+/// quantiser; a short last row group repeats its last row) equals the scalar matmul bit for bit,
+/// since every path folds each superblock's exact integer sums into f32 by the same formula.
 #[test]
 fn k_quant_tiles_match_scalar_with_remainders() {
     let mut rng = Prng::new(23);

@@ -73,6 +73,18 @@ pub(super) fn transpose8(r: [__m256i; 8]) -> [__m256i; 8] {
     ]
 }
 
+/// The 32 bytes at `off` of each of the 8 rows' blocks (a loop, not a closure, so that it inlines
+/// into the target-feature code).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load32x8(b: &[&[u8]; K8_ROWS], off: usize) -> [__m256i; K8_ROWS] {
+    let mut r = [_mm256_setzero_si256(); K8_ROWS];
+    for (v, row) in r.iter_mut().zip(b) {
+        *v = load32(row, off);
+    }
+    r
+}
+
 /// Byte transpose of an 8 x 8 matrix held as 8 u64 (row r = `x[r]`, column c = byte c): byte c
 /// of output r is byte r of input c.
 #[inline(always)]
@@ -126,14 +138,16 @@ impl Interleaved {
         for g in 0..4 {
             // Dword k of group g holds quad 16g + k (low nibbles) and 16g + 8 + k (high): the
             // nibble masks commute with moving whole dwords, so transpose the packed bytes once.
-            let t = transpose8(core::array::from_fn(|r| load32(b[r], 16 + 32 * g)));
+            let t = transpose8(load32x8(&b, 16 + 32 * g));
             for (k, x) in t.iter().enumerate() {
                 (self.q[16 * g + k], self.q[16 * g + 8 + k]) = q4_k_nibbles(*x);
             }
         }
-        let sm: [(u64, u64); K8_ROWS] = core::array::from_fn(|r| q4_k_scales_mins(b[r]));
-        let scales = transpose_bytes8(sm.map(|x| x.0));
-        let mins = transpose_bytes8(sm.map(|x| x.1));
+        let (mut scales, mut mins) = ([0u64; K8_ROWS], [0u64; K8_ROWS]);
+        for r in 0..K8_ROWS {
+            (scales[r], mins[r]) = q4_k_scales_mins(b[r]);
+        }
+        let (scales, mins) = (transpose_bytes8(scales), transpose_bytes8(mins));
         for s in 0..8 {
             self.sc[s] = row_pairs(scales[s], false);
             self.bias[s] = row_pairs(mins[s], false);
@@ -148,9 +162,9 @@ impl Interleaved {
     fn load_q6_k(&mut self, b: [&[u8]; K8_ROWS]) {
         for n in 0..2 {
             // The unpacking is bytewise, so it commutes with the dword transposes.
-            let ql0 = transpose8(core::array::from_fn(|r| load32(b[r], 64 * n)));
-            let ql1 = transpose8(core::array::from_fn(|r| load32(b[r], 64 * n + 32)));
-            let qh = transpose8(core::array::from_fn(|r| load32(b[r], 128 + 32 * n)));
+            let ql0 = transpose8(load32x8(&b, 64 * n));
+            let ql1 = transpose8(load32x8(&b, 64 * n + 32));
+            let qh = transpose8(load32x8(&b, 128 + 32 * n));
             for k in 0..8 {
                 // Chunk 4n + j holds values 32(4n + j).., so quad 8(4n + j) + k.
                 for (j, v) in q6_k_unpack(ql0[k], ql1[k], qh[k]).iter().enumerate() {
@@ -272,29 +286,47 @@ fn fold<const K6: bool>(
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn rows8<const K6: bool>(w: [&[u8]; K8_ROWS], a: &[BlockQ8K], n: usize, out: &mut [f32]) {
+fn rows8<const K6: bool>(
+    w: [&[u8]; K8_ROWS],
+    a: &[BlockQ8K],
+    stride: usize,
+    n: usize,
+    out: &mut [f32],
+) {
     let bytes = if K6 { Q6_K_BYTES } else { Q4_K_BYTES };
-    if n == 0 || n > KT_MAX || !a.len().is_multiple_of(n) || out.len() != K8_ROWS * n {
-        return;
-    }
-    let nb = a.len() / n;
-    if w.iter().any(|x| x.len() != nb * bytes) {
+    let nb = w[0].len() / bytes;
+    if n == 0
+        || n > KT_MAX
+        || n > stride
+        || nb == 0
+        || w.iter().any(|x| x.len() != nb * bytes)
+        || a.len() < (nb - 1) * stride + n
+        || out.len() != K8_ROWS * n
+    {
         return;
     }
     let mut dec = Interleaved::zeroed();
     let mut acc = [_mm256_setzero_ps(); KT_MAX];
     for i in 0..nb {
-        let blocks: [&[u8]; K8_ROWS] = core::array::from_fn(|r| &w[r][i * bytes..(i + 1) * bytes]);
+        let mut blocks: [&[u8]; K8_ROWS] = [&[]; K8_ROWS];
+        for (b, row) in blocks.iter_mut().zip(&w) {
+            *b = &row[i * bytes..(i + 1) * bytes];
+        }
         if K6 {
             dec.load_q6_k(blocks);
         } else {
             dec.load_q4_k(blocks);
         }
+        // Superblock i of every token, contiguous.
+        let col = &a[i * stride..i * stride + n];
         let mut c = 0;
         while c < n {
             let m = (n - c).min(TOKENS);
             // A short last group repeats its last token; only the first m results are kept.
-            let ys: [&BlockQ8K; TOKENS] = core::array::from_fn(|j| &a[(c + j.min(m - 1)) * nb + i]);
+            let mut ys: [&BlockQ8K; TOKENS] = [&col[c]; TOKENS];
+            for (j, y) in ys.iter_mut().enumerate().skip(1) {
+                *y = &col[c + j.min(m - 1)];
+            }
             let (sumi, bias) = superblock_sums::<K6>(&dec, &ys);
             for j in 0..m {
                 acc[c + j] = fold::<K6>(acc[c + j], &dec, sumi[j], bias[j], ys[j].d);
@@ -308,17 +340,30 @@ fn rows8<const K6: bool>(w: [&[u8]; K8_ROWS], a: &[BlockQ8K], n: usize, out: &mu
     }
 }
 
-/// `out[c * 8 + r] = dot(w[r], token c of a)` (token-major) for 8 Q4_K weight rows and
-/// `n <= KT_MAX` Q8_K tokens of `a.len() / n` blocks each. Writes nothing when the shapes disagree.
+/// `out[c * 8 + r] = dot(w[r], token c)` (token-major) for 8 Q4_K weight rows of `nb` superblocks
+/// and `n <= KT_MAX` tokens of Q8_K activations laid out superblock-major: superblock i of token c
+/// at `a[i * stride + c]` (`n <= stride`). Writes nothing when the shapes disagree.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub fn rows8_q4_k_q8_k(w: [&[u8]; K8_ROWS], a: &[BlockQ8K], n: usize, out: &mut [f32]) {
-    rows8::<false>(w, a, n, out)
+pub fn rows8_q4_k_q8_k(
+    w: [&[u8]; K8_ROWS],
+    a: &[BlockQ8K],
+    stride: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    rows8::<false>(w, a, stride, n, out)
 }
 
 /// As [`rows8_q4_k_q8_k`] for Q6_K weight rows.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub fn rows8_q6_k_q8_k(w: [&[u8]; K8_ROWS], a: &[BlockQ8K], n: usize, out: &mut [f32]) {
-    rows8::<true>(w, a, n, out)
+pub fn rows8_q6_k_q8_k(
+    w: [&[u8]; K8_ROWS],
+    a: &[BlockQ8K],
+    stride: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    rows8::<true>(w, a, stride, n, out)
 }
 
 #[cfg(test)]

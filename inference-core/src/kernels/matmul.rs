@@ -1,11 +1,19 @@
 //! Weight matrix x activations: `out[t][r] = dot(weight row r, x[t])`.
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use super::avx2_k8::K8_ROWS;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 use super::avx2_tile::{TC, TR};
 use super::{scalar, Isa};
 use crate::gguf::{GgmlType, TensorInfo};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::parallel::for_each_chunk_mut;
 use crate::parallel::Parallel;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use crate::quant::{quantize_block_q8_k, BlockQ8K, QK_K};
 use crate::quant::{QuantError, QuantizedActs};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use alloc::vec::Vec;
 use core::fmt;
 
 /// Which output rows (weight rows) to compute.
@@ -83,8 +91,12 @@ impl OutPtr {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     #[inline(always)]
     unsafe fn write_run(&self, i: usize, v: &[f32]) {
-        // SAFETY: guaranteed by the caller; `v` is a separate buffer, so the ranges do not overlap.
-        unsafe { core::ptr::copy_nonoverlapping(v.as_ptr(), self.0.add(i), v.len()) };
+        match <&[f32; 8]>::try_from(v) {
+            // SAFETY (both arms): guaranteed by the caller; `v` is a separate buffer, so the
+            // ranges do not overlap. A full row group is one unaligned 32-byte store.
+            Ok(r8) => unsafe { self.0.add(i).cast::<[f32; 8]>().write_unaligned(*r8) },
+            Err(_) => unsafe { core::ptr::copy_nonoverlapping(v.as_ptr(), self.0.add(i), v.len()) },
+        }
     }
 }
 
@@ -100,8 +112,144 @@ pub fn matmul(
     isa: Isa,
     par: &dyn Parallel,
 ) -> Result<(), MatmulError> {
-    let row_len = w.row_len();
-    let n_rows = w.n_rows();
+    MatmulContext::new(isa, par).run(w, x, n_tokens, out, rows)
+}
+
+/// What a sequence of matmuls shares: the ISA, the threads, and the quantised-activation buffer,
+/// kept between calls so that a forward pass does not allocate and clear it per matmul.
+pub struct MatmulContext<'p> {
+    isa: Isa,
+    par: &'p dyn Parallel,
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    q8k: Vec<BlockQ8K>,
+}
+
+impl<'p> MatmulContext<'p> {
+    pub fn new(isa: Isa, par: &'p dyn Parallel) -> Self {
+        MatmulContext {
+            isa,
+            par,
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            q8k: Vec::new(),
+        }
+    }
+
+    /// [`matmul`] with this context's ISA, threads and buffer.
+    pub fn run(
+        &mut self,
+        w: &TensorInfo,
+        x: &[f32],
+        n_tokens: usize,
+        out: &mut [f32],
+        rows: RowSelection,
+    ) -> Result<(), MatmulError> {
+        let (isa, par) = (self.isa, self.par);
+        let row_len = w.row_len();
+        let n_sel = selected_rows(w, x, n_tokens, out, rows)?;
+        if n_tokens == 0 || n_sel == 0 {
+            return Ok(());
+        }
+        let isa = isa.clamp_to_cpu();
+        let row_bytes = w.ty.row_bytes(row_len as u64).unwrap_or(0) as usize;
+        let sel_row = |j: usize| match rows {
+            RowSelection::All => j,
+            RowSelection::Rows(r) => r[j] as usize,
+        };
+        let row = |j: usize| {
+            let r = sel_row(j);
+            &w.data[r * row_bytes..(r + 1) * row_bytes]
+        };
+        let out_ptr = OutPtr(out.as_mut_ptr());
+        // K-quants with several tokens: the 8-row tile computes every selected row.
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        if isa == Isa::Avx2
+            && n_tokens >= 2
+            && matches!(w.ty, GgmlType::Q4_K | GgmlType::Q6_K)
+            && row_len.is_multiple_of(QK_K)
+        {
+            let acts = q8k_superblock_major(&mut self.q8k, x, row_len, n_tokens, par);
+            let groups = n_sel.div_ceil(K8_ROWS);
+            let n_tasks = groups.min(par.n_threads().max(1) * 4);
+            par.for_each(n_tasks, &|k| {
+                let g = groups * k / n_tasks..groups * (k + 1) / n_tasks;
+                k8_rows_avx2(w.ty, acts, n_tokens, n_sel, g, row, |t, j, v: &[f32]| {
+                    // SAFETY: t < n_tokens and j + v.len() <= n_sel; only this task writes the
+                    // columns of its row groups.
+                    unsafe { out_ptr.write_run(t * n_sel + j, v) }
+                });
+            });
+            return Ok(());
+        }
+        let acts = QuantizedActs::quantize(w.ty, x, row_len)?;
+        let n_tiles = n_sel.div_ceil(ROW_TILE);
+        let n_tasks = n_tiles.min(par.n_threads().max(1) * 4);
+        let task = |k: usize| {
+            let (t0, t1) = (n_tiles * k / n_tasks, n_tiles * (k + 1) / n_tasks);
+            let (j0, j1) = (t0 * ROW_TILE, (t1 * ROW_TILE).min(n_sel));
+            let mut j = j0;
+            while j < j1 {
+                let je = (j + ROW_TILE).min(j1);
+                // Without SIMD (soft-float targets) every token takes the row loop below.
+                #[cfg_attr(
+                    not(all(target_arch = "x86_64", target_feature = "sse2")),
+                    allow(unused_mut)
+                )]
+                let mut t = 0;
+                #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+                if isa == Isa::Avx2 {
+                    while t + TC <= n_tokens {
+                        let mut jj = j;
+                        while jj + TR <= je {
+                            let rows: [&[u8]; TR] = core::array::from_fn(|i| row(jj + i));
+                            let mut o = [[0f32; TR]; TC];
+                            if !tile_avx2(w.ty, rows, &acts, t, row_len, &mut o) {
+                                break;
+                            }
+                            for (c, oc) in o.iter().enumerate() {
+                                for (i, &v) in oc.iter().enumerate() {
+                                    // SAFETY: t + c < n_tokens, jj + i < n_sel; only this task
+                                    // writes column jj + i.
+                                    unsafe { out_ptr.write((t + c) * n_sel + jj + i, v) };
+                                }
+                            }
+                            jj += TR;
+                        }
+                        for c in 0..TC {
+                            for r_sel in jj..je {
+                                let v = dot_checked(w.ty, row(r_sel), &acts, t + c, row_len, isa);
+                                // SAFETY: as above.
+                                unsafe { out_ptr.write((t + c) * n_sel + r_sel, v) };
+                            }
+                        }
+                        t += TC;
+                    }
+                }
+                for t in t..n_tokens {
+                    for jj in j..je {
+                        let v = dot_checked(w.ty, row(jj), &acts, t, row_len, isa);
+                        // SAFETY: t < n_tokens and jj < n_sel, so the index is inside `out`
+                        // (length n_tokens * n_sel); only this task writes column jj.
+                        unsafe { out_ptr.write(t * n_sel + jj, v) };
+                    }
+                }
+                j = je;
+            }
+        };
+        par.for_each(n_tasks, &task);
+        Ok(())
+    }
+}
+
+/// The number of output columns (selected rows), once the shapes of `x`, `out` and the weight
+/// data and the selected rows are checked.
+fn selected_rows(
+    w: &TensorInfo,
+    x: &[f32],
+    n_tokens: usize,
+    out: &[f32],
+    rows: RowSelection,
+) -> Result<usize, MatmulError> {
+    let (row_len, n_rows) = (w.row_len(), w.n_rows());
     let n_sel = match rows {
         RowSelection::All => n_rows,
         RowSelection::Rows(r) => {
@@ -126,11 +274,6 @@ pub fn matmul(
             got: out.len(),
         });
     }
-    if n_tokens == 0 || n_sel == 0 {
-        return Ok(());
-    }
-    let acts = QuantizedActs::quantize(w.ty, x, row_len)?;
-    let isa = isa.clamp_to_cpu();
     let row_bytes = w.ty.row_bytes(row_len as u64).unwrap_or(0) as usize;
     if w.data.len() != row_bytes * n_rows {
         return Err(MatmulError::Shape {
@@ -139,99 +282,7 @@ pub fn matmul(
             got: w.data.len(),
         });
     }
-    let sel_row = |j: usize| match rows {
-        RowSelection::All => j,
-        RowSelection::Rows(r) => r[j] as usize,
-    };
-    let n_tiles = n_sel.div_ceil(ROW_TILE);
-    let n_tasks = n_tiles.min(par.n_threads().max(1) * 4);
-    let out_ptr = OutPtr(out.as_mut_ptr());
-    let task = |k: usize| {
-        let (t0, t1) = (n_tiles * k / n_tasks, n_tiles * (k + 1) / n_tasks);
-        let (j0, j1) = (t0 * ROW_TILE, (t1 * ROW_TILE).min(n_sel));
-        let mut j = j0;
-        while j < j1 {
-            let je = (j + ROW_TILE).min(j1);
-            // Without SIMD (soft-float targets) every token takes the row loop below.
-            #[cfg_attr(
-                not(all(target_arch = "x86_64", target_feature = "sse2")),
-                allow(unused_mut)
-            )]
-            let mut t = 0;
-            // K-quants: each group of TR rows runs over every token in one call; the rows left
-            // over (fewer than TR) take the row loop below.
-            #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
-            let jr = j;
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            let jr = if isa == Isa::Avx2 {
-                k_rows_avx2(
-                    w.ty,
-                    &acts,
-                    row_len,
-                    n_tokens,
-                    j..je,
-                    |jj| {
-                        let r = sel_row(jj);
-                        &w.data[r * row_bytes..(r + 1) * row_bytes]
-                    },
-                    |t, jj, v: &[f32]| {
-                        // SAFETY: t < n_tokens and jj + v.len() <= je <= n_sel; only this task
-                        // writes columns jj..jj + v.len().
-                        unsafe { out_ptr.write_run(t * n_sel + jj, v) }
-                    },
-                )
-            } else {
-                j
-            };
-            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-            if isa == Isa::Avx2 {
-                while t + TC <= n_tokens {
-                    let mut jj = jr;
-                    while jj + TR <= je {
-                        let rows: [&[u8]; TR] = core::array::from_fn(|i| {
-                            let r = sel_row(jj + i);
-                            &w.data[r * row_bytes..(r + 1) * row_bytes]
-                        });
-                        let mut o = [[0f32; TR]; TC];
-                        if !tile_avx2(w.ty, rows, &acts, t, row_len, &mut o) {
-                            break;
-                        }
-                        for (c, oc) in o.iter().enumerate() {
-                            for (i, &v) in oc.iter().enumerate() {
-                                // SAFETY: t + c < n_tokens, jj + i < n_sel; only this task
-                                // writes column jj + i.
-                                unsafe { out_ptr.write((t + c) * n_sel + jj + i, v) };
-                            }
-                        }
-                        jj += TR;
-                    }
-                    for c in 0..TC {
-                        for r_sel in jj..je {
-                            let r = sel_row(r_sel);
-                            let wrow = &w.data[r * row_bytes..(r + 1) * row_bytes];
-                            let v = dot_checked(w.ty, wrow, &acts, t + c, row_len, isa);
-                            // SAFETY: as above.
-                            unsafe { out_ptr.write((t + c) * n_sel + r_sel, v) };
-                        }
-                    }
-                    t += TC;
-                }
-            }
-            for t in t..n_tokens {
-                for jj in jr..je {
-                    let r = sel_row(jj);
-                    let wrow = &w.data[r * row_bytes..(r + 1) * row_bytes];
-                    let v = dot_checked(w.ty, wrow, &acts, t, row_len, isa);
-                    // SAFETY: t < n_tokens and jj < n_sel, so the index is inside `out`
-                    // (length n_tokens * n_sel); only this task writes column jj.
-                    unsafe { out_ptr.write(t * n_sel + jj, v) };
-                }
-            }
-            j = je;
-        }
-    };
-    par.for_each(n_tasks, &task);
-    Ok(())
+    Ok(n_sel)
 }
 
 /// One dot product whose shapes matmul has already checked.
@@ -275,51 +326,72 @@ fn dot_checked(
     }
 }
 
-/// For Q4_K / Q6_K: computes rows `j..` of the row tile `tile = j..je` for every token, `K8_ROWS` rows
-/// per kernel call, and returns the first row it did not compute (`j` for other types).
+/// Q8_K activations superblock-major for the K-quant tile: superblock i of token t at
+/// `i * n_tokens + t`, so a superblock's blocks of every token are contiguous. Quantised one
+/// superblock column per task; each block depends on its own 256 values only, so the blocks are
+/// the ones `QuantizedActs::quantize` makes.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-fn k_rows_avx2<'w>(
-    ty: GgmlType,
-    acts: &QuantizedActs,
+fn q8k_superblock_major<'b>(
+    buf: &'b mut Vec<BlockQ8K>,
+    x: &[f32],
     row_len: usize,
     n_tokens: usize,
-    tile: core::ops::Range<usize>,
+    par: &dyn Parallel,
+) -> &'b [BlockQ8K] {
+    // Every block of the part used is overwritten below, so the buffer is only ever grown.
+    let len = row_len / QK_K * n_tokens;
+    if buf.len() < len {
+        buf.resize(len, BlockQ8K::ZERO);
+    }
+    let acts = &mut buf[..len];
+    for_each_chunk_mut(par, acts, n_tokens, &|i, col| {
+        for (t, b) in col.iter_mut().enumerate() {
+            let v = &x[t * row_len + i * QK_K..][..QK_K];
+            // SAFETY: only called on the AVX2 path (Isa::Avx2 from clamp_to_cpu).
+            if !unsafe { super::avx2_q8k::quantize_block_q8_k(v, b) } {
+                *b = quantize_block_q8_k(v);
+            }
+        }
+    });
+    acts
+}
+
+/// For Q4_K / Q6_K: row groups `groups` (8 selected rows each; a short last group repeats its last
+/// row and keeps only its own results) against every token of the superblock-major `acts`, writing
+/// each token's results with `write(token, first row, values)`.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[allow(clippy::too_many_arguments)]
+fn k8_rows_avx2<'w>(
+    ty: GgmlType,
+    acts: &[BlockQ8K],
+    n_tokens: usize,
+    n_sel: usize,
+    groups: core::ops::Range<usize>,
     row: impl Fn(usize) -> &'w [u8],
     write: impl Fn(usize, usize, &[f32]),
-) -> usize {
-    use super::avx2_k8::{rows8_q4_k_q8_k, rows8_q6_k_q8_k, K8_ROWS, KT_MAX};
-    let (j, je) = (tile.start, tile.end);
-    let QuantizedActs::Q8K(a) = acts else {
-        return j;
-    };
-    // One token (decode): the row kernel streams the weights without the decode buffer.
-    if n_tokens < 2 {
-        return j;
-    }
+) {
+    use super::avx2_k8::{rows8_q4_k_q8_k, rows8_q6_k_q8_k, KT_MAX};
     let kernel = match ty {
-        GgmlType::Q4_K => rows8_q4_k_q8_k,
         GgmlType::Q6_K => rows8_q6_k_q8_k,
-        _ => return j,
+        _ => rows8_q4_k_q8_k,
     };
-    let nb = row_len / ty.block_size();
     let mut buf = [0f32; K8_ROWS * KT_MAX];
-    let mut jj = j;
-    while jj + K8_ROWS <= je {
-        let rows: [&[u8]; K8_ROWS] = core::array::from_fn(|i| row(jj + i));
+    for g in groups {
+        let j = g * K8_ROWS;
+        let valid = (n_sel - j).min(K8_ROWS);
+        let rows: [&[u8]; K8_ROWS] = core::array::from_fn(|i| row(j + i.min(valid - 1)));
         let mut t0 = 0;
         while t0 < n_tokens {
             let nt = (n_tokens - t0).min(KT_MAX);
             let out = &mut buf[..K8_ROWS * nt];
             // SAFETY: only called with Isa::Avx2 from clamp_to_cpu, so AVX2, FMA and F16C exist.
-            unsafe { kernel(rows, &a[t0 * nb..(t0 + nt) * nb], nt, out) };
-            for (c, rows) in out.chunks_exact(K8_ROWS).enumerate() {
-                write(t0 + c, jj, rows);
+            unsafe { kernel(rows, &acts[t0..], n_tokens, nt, out) };
+            for (c, r) in out.chunks_exact(K8_ROWS).enumerate() {
+                write(t0 + c, j, &r[..valid]);
             }
             t0 += nt;
         }
-        jj += K8_ROWS;
     }
-    jj
 }
 
 /// Runs the AVX2 tile kernel for `ty` on tokens `t..t + TC`; false when `ty` has none.

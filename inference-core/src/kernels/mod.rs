@@ -15,6 +15,8 @@ mod avx2_k8;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod avx2_ktile;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod avx2_q8k;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod avx2_tile;
 // The soft-float bare-metal build's exact kernels (compiled on every x86_64 host for the tests).
 #[cfg(all(target_arch = "x86_64", any(test, not(target_feature = "sse2"))))]
@@ -22,7 +24,7 @@ mod exact_asm;
 mod matmul;
 pub mod scalar;
 
-pub use matmul::{matmul, MatmulError, RowSelection};
+pub use matmul::{matmul, MatmulContext, MatmulError, RowSelection};
 
 use crate::gguf::GgmlType;
 use crate::quant::QuantizedActs;

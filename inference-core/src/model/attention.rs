@@ -14,12 +14,17 @@ use super::cache::LayerView;
 use super::ops::{axpy, dot, softmax};
 use super::{KvCache, Model};
 use crate::kernels::{VecF32, GROUP_HEADS_MAX};
+use crate::parallel::{for_each_chunk_mut, Parallel};
 use alloc::vec;
 use alloc::vec::Vec;
 use core::marker::PhantomData;
+use core::ops::Range;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Tokens whose queries share one pass over the cache.
 const TILE_TOKENS: usize = 8;
+/// Key blocks (8 positions of one KV head) packed per task.
+const PACK_BLOCKS: usize = 16;
 /// Cached positions whose key or value rows (one KV head's slice) are reused while in L1.
 const KEY_BLOCK: usize = 32;
 
@@ -50,18 +55,19 @@ impl TokenWindow {
     }
 }
 
-/// Attention of the chunk's `n` queries (positions `start..start + n`) over layer `il` of `cache`,
-/// which already holds the chunk's own keys and values. `q` and `out` are token-major rows of all
-/// query heads.
+/// Attention of the queries at `positions` over layer `il` of `cache`, which already holds their
+/// own keys and values. `q` and `out` are token-major rows of all query heads; `packed_keys` is a
+/// buffer reused between calls.
 pub(super) fn attention(
     model: &Model<'_>,
     cache: &KvCache,
     il: usize,
-    start: usize,
-    n: usize,
+    positions: Range<usize>,
     q: &[f32],
     out: &mut [f32],
+    packed_keys: &mut Vec<f32>,
 ) {
+    let (start, n) = (positions.start, positions.len());
     let c = &model.config;
     let window = c.layers[il].window;
     let view = cache.layer_view(il, start + n);
@@ -78,7 +84,7 @@ pub(super) fn attention(
     };
     // Positions any token of the chunk attends to (the first token's window starts earliest).
     let lo = window.map_or(0, |w| (start + 1).saturating_sub(w));
-    let packed = geometry.pack_keys(&view, lo, start + n);
+    let packed = geometry.pack_keys(&view, lo, start + n, &*model.par, packed_keys);
     let tiles = n.div_ceil(TILE_TOKENS);
     // Consecutive tasks share a KV head (its rows stay warm in L2 across the tiles).
     let task = |task: usize| {
@@ -151,7 +157,14 @@ impl Geometry {
     /// Packs the key rows of positions `lo..end` into blocks of 8 positions (the last one padded
     /// with zero rows), KV head by KV head: block b of head h at `(h * blocks + b) * 8 * hd`. None
     /// when the kernels do not fit this geometry (then [`Geometry::score`] reads the rows).
-    fn pack_keys(&self, view: &LayerView<'_>, lo: usize, end: usize) -> Option<Vec<f32>> {
+    fn pack_keys<'b>(
+        &self,
+        view: &LayerView<'_>,
+        lo: usize,
+        end: usize,
+        par: &dyn Parallel,
+        buf: &'b mut Vec<f32>,
+    ) -> Option<&'b [f32]> {
         let v = self.simd?;
         let n_kv = self.n_head / self.group;
         if !self.hd.is_multiple_of(8) || self.group > GROUP_HEADS_MAX || end <= lo {
@@ -168,19 +181,30 @@ impl Geometry {
         }
         let (blocks, block) = ((end - lo).div_ceil(8), 8 * self.hd);
         let zero = vec![0.0f32; self.hd];
-        let mut packed = vec![0.0f32; n_kv * blocks * block];
-        for (kvh, head) in packed.chunks_exact_mut(blocks * block).enumerate() {
-            for (b, out) in head.chunks_exact_mut(block).enumerate() {
+        // Every float of the part used is overwritten below, so the buffer is only ever grown.
+        let len = n_kv * blocks * block;
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        let packed = &mut buf[..len];
+        let failed = AtomicBool::new(false);
+        // PACK_BLOCKS blocks per task, numbered head-major across the KV heads.
+        for_each_chunk_mut(par, packed, PACK_BLOCKS * block, &|task, part| {
+            for (k, out) in part.chunks_exact_mut(block).enumerate() {
+                let (kvh, b) = (
+                    (task * PACK_BLOCKS + k) / blocks,
+                    (task * PACK_BLOCKS + k) % blocks,
+                );
                 let keys: [&[f32]; 8] = core::array::from_fn(|i| {
                     rows.get(8 * b + i)
                         .map_or(&zero[..], |r| &r[kvh * self.hd..][..self.hd])
                 });
                 if !v.pack_keys8(keys, out) {
-                    return None;
+                    failed.store(true, Ordering::Relaxed);
                 }
             }
-        }
-        Some(packed)
+        });
+        (!failed.load(Ordering::Relaxed)).then_some(&*packed)
     }
 
     /// [`Geometry::score`] from the packed keys (`lo` = position of the first packed key).

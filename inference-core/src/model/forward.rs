@@ -9,7 +9,8 @@ use super::config::Arch;
 use super::ops::{self, rms_norm_in_place};
 use super::weights::Linear;
 use super::{KvCache, LogitsRequest, Model, ModelError};
-use crate::kernels::{matmul, RowSelection, VecF32};
+use crate::kernels::{MatmulContext, RowSelection, VecF32};
+use crate::parallel::for_each_chunk_mut;
 use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -27,16 +28,17 @@ pub(super) fn run(
     let d = model.config.n_embd;
     let mut logits = Vec::new();
     let mut last_hidden = Vec::new();
+    let mut mm = MatmulContext::new(model.isa, &*model.par);
     for chunk in tokens.chunks(CHUNK) {
         let last_only = !matches!(req, LogitsRequest::All);
-        let mut x = run_chunk(model, cache, chunk, last_only)?;
+        let mut x = run_chunk(model, &mut mm, cache, chunk, last_only)?;
         match req {
             LogitsRequest::All => {
                 let n = chunk.len();
                 norm_rows(&mut x, &model.weights.output_norm, model.config.rms_eps, d);
                 let mut out = vec![0.0f32; n * model.config.n_vocab];
                 linear(
-                    model,
+                    &mut mm,
                     &model.weights.output,
                     &x,
                     n,
@@ -68,7 +70,7 @@ pub(super) fn run(
     let mut out = vec![0.0f32; n_out];
     if n_out > 0 {
         linear(
-            model,
+            &mut mm,
             &model.weights.output,
             &last_hidden,
             1,
@@ -94,14 +96,14 @@ fn norm_rows(x: &mut [f32], w: &[f32], eps: f32, width: usize) {
 
 /// `out[t][r] = W[r] · x[t] (+ bias[r])` for `n` tokens.
 fn linear(
-    model: &Model<'_>,
+    mm: &mut MatmulContext<'_>,
     l: &Linear<'_>,
     x: &[f32],
     n: usize,
     out: &mut [f32],
     rows: RowSelection<'_>,
 ) -> Result<(), ModelError> {
-    matmul(&l.weight, x, n, out, rows, model.isa, &*model.par)
+    mm.run(&l.weight, x, n, out, rows)
         .map_err(|e| ModelError::Quant(format!("{}: {e}", l.weight.name)))?;
     if let Some(b) = &l.bias {
         for row in out.chunks_exact_mut(l.rows) {
@@ -141,6 +143,7 @@ pub(super) fn embed_tokens(model: &Model<'_>, tokens: &[u32]) -> Result<Vec<f32>
 /// the other rows after caching their keys and values).
 fn run_chunk(
     model: &Model<'_>,
+    mm: &mut MatmulContext<'_>,
     cache: &mut KvCache,
     tokens: &[u32],
     last_only: bool,
@@ -163,14 +166,15 @@ fn run_chunk(
     let mut proj = vec![0.0f32; n * d];
     let mut gate = vec![0.0f32; n * c.n_ff];
     let mut up = vec![0.0f32; n * c.n_ff];
+    let mut packed_keys = Vec::new();
     // Rows still computed: all n, except in the final layer when only the last token's hidden
     // state is wanted (its K/V rows are still computed and cached for every token).
     let (mut m, mut t0) = (n, 0);
     for (il, lw) in w.layers.iter().enumerate() {
         xn.copy_from_slice(&x);
         norm_rows(&mut xn, &lw.attn_norm, c.rms_eps, d);
-        linear(model, &lw.wk, &xn, n, &mut k, RowSelection::All)?;
-        linear(model, &lw.wv, &xn, n, &mut v, RowSelection::All)?;
+        linear(mm, &lw.wk, &xn, n, &mut k, RowSelection::All)?;
+        linear(mm, &lw.wv, &xn, n, &mut v, RowSelection::All)?;
         if let Some(kn) = &lw.k_norm {
             norm_rows(&mut k, kn, c.rms_eps, c.head_dim);
         }
@@ -185,7 +189,7 @@ fn run_chunk(
             xn.drain(..t0 * d);
         }
         let q = &mut q[..m * q_w];
-        linear(model, &lw.wq, &xn, m, q, RowSelection::All)?;
+        linear(mm, &lw.wq, &xn, m, q, RowSelection::All)?;
         if let Some(qn) = &lw.q_norm {
             norm_rows(q, qn, c.rms_eps, c.head_dim);
         }
@@ -193,9 +197,17 @@ fn run_chunk(
             rope.apply(&mut q[t * q_w..(t + 1) * q_w], c.head_dim, start + t0 + t);
         }
         let attn = &mut attn[..m * c.n_head * c.head_dim_v];
-        attention(model, cache, il, start + t0, m, q, attn);
+        attention(
+            model,
+            cache,
+            il,
+            start + t0..start + n,
+            q,
+            attn,
+            &mut packed_keys,
+        );
         let proj = &mut proj[..m * d];
-        linear(model, &lw.wo, attn, m, proj, RowSelection::All)?;
+        linear(mm, &lw.wo, attn, m, proj, RowSelection::All)?;
         if let Some(pn) = &lw.post_attn_norm {
             norm_rows(proj, pn, c.rms_eps, d);
         }
@@ -204,16 +216,19 @@ fn run_chunk(
         xn.copy_from_slice(&x);
         norm_rows(&mut xn, &lw.ffn_norm, c.rms_eps, d);
         let (gate, up) = (&mut gate[..m * c.n_ff], &mut up[..m * c.n_ff]);
-        linear(model, &lw.ffn_gate, &xn, m, gate, RowSelection::All)?;
-        linear(model, &lw.ffn_up, &xn, m, up, RowSelection::All)?;
-        match c.arch {
-            Arch::Gemma3 => ops::geglu(gate, up),
-            Arch::Llama | Arch::Qwen2 => match VecF32::new(model.isa) {
-                Some(v) => v.swiglu(gate, up),
-                None => ops::swiglu(gate, up),
-            },
-        }
-        linear(model, &lw.ffn_down, gate, m, proj, RowSelection::All)?;
+        linear(mm, &lw.ffn_gate, &xn, m, gate, RowSelection::All)?;
+        linear(mm, &lw.ffn_up, &xn, m, up, RowSelection::All)?;
+        let (simd, up) = (VecF32::new(model.isa), &*up);
+        // One token's row per task (elementwise, so the split does not change a value).
+        for_each_chunk_mut(&*model.par, gate, c.n_ff, &|t, g| {
+            let u = &up[t * c.n_ff..][..g.len()];
+            match (c.arch, simd) {
+                (Arch::Gemma3, _) => ops::geglu(g, u),
+                (_, Some(v)) => v.swiglu(g, u),
+                (_, None) => ops::swiglu(g, u),
+            }
+        });
+        linear(mm, &lw.ffn_down, gate, m, proj, RowSelection::All)?;
         if let Some(pn) = &lw.post_ffn_norm {
             norm_rows(proj, pn, c.rms_eps, d);
         }

@@ -31,6 +31,15 @@ pub struct BlockQ8K {
     pub bsums: [i16; 16],
 }
 
+impl BlockQ8K {
+    /// The block of 256 zeros.
+    pub const ZERO: BlockQ8K = BlockQ8K {
+        d: 0.0,
+        qs: [0; QK_K],
+        bsums: [0; 16],
+    };
+}
+
 fn check(ty: GgmlType, x: &[f32], bs: usize) -> Result<(), QuantError> {
     if !x.len().is_multiple_of(bs) {
         return Err(QuantError::NotBlockMultiple { ty, n: x.len() });
@@ -87,28 +96,27 @@ pub fn quantize_row_q8_1(x: &[f32], out: &mut Vec<BlockQ8_1>) -> Result<(), Quan
 /// Quantises `x` (a multiple of 256 long) to Q8_K blocks, appending to `out`.
 pub fn quantize_row_q8_k(x: &[f32], out: &mut Vec<BlockQ8K>) -> Result<(), QuantError> {
     check(GgmlType::Q8_K, x, QK_K)?;
-    for c in x.chunks_exact(QK_K) {
-        // The largest magnitude, and the first value that has it (branch-free, so it vectorises).
-        let amax = c.iter().fold(0.0f32, |a, &v| a.max(v.abs()));
-        let max = c.iter().copied().find(|v| v.abs() == amax).unwrap_or(0.0);
-        let mut b = BlockQ8K {
-            d: 0.0,
-            qs: [0; QK_K],
-            bsums: [0; 16],
-        };
-        if amax != 0.0 {
-            let iscale = -127.0 / max;
-            for (q, &v) in b.qs.iter_mut().zip(c) {
-                *q = nearest_int(iscale * v).min(127) as i8;
-            }
-            for (s, g) in b.bsums.iter_mut().zip(b.qs.chunks_exact(16)) {
-                *s = g.iter().map(|&q| q as i16).sum();
-            }
-            b.d = 1.0 / iscale;
-        }
-        out.push(b);
-    }
+    out.extend(x.chunks_exact(QK_K).map(quantize_block_q8_k));
     Ok(())
+}
+
+/// The Q8_K block of 256 values (`c` shorter than 256 reads as zero-padded; callers pass 256).
+pub fn quantize_block_q8_k(c: &[f32]) -> BlockQ8K {
+    // The largest magnitude, and the first value that has it (branch-free, so it vectorises).
+    let amax = c.iter().fold(0.0f32, |a, &v| a.max(v.abs()));
+    let max = c.iter().copied().find(|v| v.abs() == amax).unwrap_or(0.0);
+    let mut b = BlockQ8K::ZERO;
+    if amax != 0.0 {
+        let iscale = -127.0 / max;
+        for (q, &v) in b.qs.iter_mut().zip(c) {
+            *q = nearest_int(iscale * v).min(127) as i8;
+        }
+        for (s, g) in b.bsums.iter_mut().zip(b.qs.chunks_exact(16)) {
+            *s = g.iter().map(|&q| q as i16).sum();
+        }
+        b.d = 1.0 / iscale;
+    }
+    b
 }
 
 /// Activations of several tokens quantised to the companion format of a weight type.

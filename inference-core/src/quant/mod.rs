@@ -14,8 +14,8 @@ pub(crate) mod dequant_internals {
 }
 
 pub use act::{
-    quantize_row_q8_0, quantize_row_q8_1, quantize_row_q8_k, BlockQ8K, BlockQ8_0, BlockQ8_1,
-    QuantizedActs,
+    quantize_block_q8_k, quantize_row_q8_0, quantize_row_q8_1, quantize_row_q8_k, BlockQ8K,
+    BlockQ8_0, BlockQ8_1, QuantizedActs,
 };
 pub use dequant::dequantize_row;
 
