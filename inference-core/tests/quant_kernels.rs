@@ -1,7 +1,7 @@
 //! Block decoding, activation quantisation, dot products (scalar vs AVX2 vs f32) and matmul.
 
 use inference_core::gguf::{GgmlType, Gguf};
-use inference_core::kernels::{dot_row, matmul, Isa, RowSelection};
+use inference_core::kernels::{dot_row, matmul, Isa, MatmulContext, RowSelection};
 use inference_core::parallel::{Sequential, ThreadPool};
 use inference_core::quant::{dequantize_row, QuantizedActs};
 use inference_core::synthetic::{quantize_row, GgufWriter, Prng};
@@ -303,6 +303,61 @@ fn k_quant_tiles_match_scalar_with_remainders() {
                 );
             }
         }
+    }
+}
+
+/// `MatmulContext::run_shared` (one quantisation and one dispatch for weights that read the same
+/// input) gives exactly what one `matmul` per weight gives: for K-quant weights of both types
+/// (the 8-row tile, Q and K and V of Q4_K_M mix them), with row counts that are not multiples of
+/// 8, and for a type without the tile (one `run` per weight).
+#[test]
+fn shared_input_matmuls_equal_separate_ones() {
+    let mut rng = Prng::new(41);
+    let pool = ThreadPool::new(2);
+    let row_len = 512;
+    for (types, n_tok) in [
+        ([GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q4_K], 9usize),
+        ([GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q4_K], 1),
+        ([GgmlType::Q8_0, GgmlType::Q8_0, GgmlType::Q8_0], 6),
+    ] {
+        let rows = [24usize, 13, 40];
+        let mut wr = GgufWriter::new();
+        for (i, (&ty, &r)) in types.iter().zip(&rows).enumerate() {
+            let w = random_vec(&mut rng, row_len * r);
+            wr.add_tensor_f32(&format!("w{i}"), &[row_len as u64, r as u64], ty, &w)
+                .unwrap();
+        }
+        let file = wr.to_bytes();
+        let g = Gguf::parse(&file).unwrap();
+        let ws: Vec<_> = (0..3)
+            .map(|i| g.tensor(&format!("w{i}")).unwrap())
+            .collect();
+        let x = random_vec(&mut rng, row_len * n_tok);
+        let mut outs: Vec<Vec<f32>> = rows.iter().map(|r| vec![0.0; r * n_tok]).collect();
+        let mut mm = MatmulContext::new(Isa::detect(), &pool);
+        let mut jobs: Vec<(&_, &mut [f32])> = ws
+            .iter()
+            .zip(outs.iter_mut())
+            .map(|(w, o)| (*w, &mut o[..]))
+            .collect();
+        mm.run_shared(&x, n_tok, &mut jobs).unwrap();
+        for (i, w) in ws.iter().enumerate() {
+            let mut one = vec![0.0; rows[i] * n_tok];
+            matmul(
+                w,
+                &x,
+                n_tok,
+                &mut one,
+                RowSelection::All,
+                Isa::detect(),
+                &Sequential,
+            )
+            .unwrap();
+            assert_eq!(outs[i], one, "{:?} weight {i}, {n_tok} tokens", types[i]);
+        }
+        let mut short = vec![0.0; 3];
+        let bad = mm.run_shared(&x, n_tok, &mut [(ws[0], &mut short[..])]);
+        assert!(bad.is_err(), "a wrong output length is refused");
     }
 }
 

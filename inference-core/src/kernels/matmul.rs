@@ -1,16 +1,14 @@
 //! Weight matrix x activations: `out[t][r] = dot(weight row r, x[t])`.
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-use super::avx2_k8::K8_ROWS;
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 use super::avx2_tile::{TC, TR};
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+use super::matmul_k8::{self, K8Weight};
 use super::{scalar, Isa};
 use crate::gguf::{GgmlType, TensorInfo};
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-use crate::parallel::for_each_chunk_mut;
 use crate::parallel::Parallel;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-use crate::quant::{quantize_block_q8_k, BlockQ8K, QK_K};
+use crate::quant::BlockQ8K;
 use crate::quant::{QuantError, QuantizedActs};
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 use alloc::vec::Vec;
@@ -72,7 +70,7 @@ impl From<QuantError> for MatmulError {
 const ROW_TILE: usize = 16;
 
 /// A pointer to the output that tasks write disjoint elements of.
-struct OutPtr(*mut f32);
+pub(super) struct OutPtr(pub(super) *mut f32);
 // SAFETY: tasks write disjoint output elements (each task owns a distinct range of selected
 // rows), and `for_each` returns only after all tasks finished.
 unsafe impl Sync for OutPtr {}
@@ -90,7 +88,7 @@ impl OutPtr {
     /// `i..i + v.len()` is inside the output and no other task writes those elements.
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     #[inline(always)]
-    unsafe fn write_run(&self, i: usize, v: &[f32]) {
+    pub(super) unsafe fn write_run(&self, i: usize, v: &[f32]) {
         match <&[f32; 8]>::try_from(v) {
             // SAFETY (both arms): guaranteed by the caller; `v` is a separate buffer, so the
             // ranges do not overlap. A full row group is one unaligned 32-byte store.
@@ -134,6 +132,44 @@ impl<'p> MatmulContext<'p> {
         }
     }
 
+    /// `outs[i] = every row of weights[i] · x` for weights that read the same input: with the
+    /// K-quant tile, the activations are quantised once and all the weights' rows share one
+    /// dispatch; otherwise one [`MatmulContext::run`] per weight. Results are the same either way.
+    pub fn run_shared(
+        &mut self,
+        x: &[f32],
+        n_tokens: usize,
+        jobs: &mut [(&TensorInfo, &mut [f32])],
+    ) -> Result<(), MatmulError> {
+        for (w, out) in jobs.iter() {
+            selected_rows(w, x, n_tokens, out, RowSelection::All)?;
+        }
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+        if let Some((w0, _)) = jobs.first() {
+            let row_len = w0.row_len();
+            if self.isa.clamp_to_cpu() == Isa::Avx2
+                && jobs.iter().all(|(w, _)| w.row_len() == row_len)
+                && matmul_k8::takes(jobs.iter().map(|(w, _)| w.ty), row_len, n_tokens)
+            {
+                let weights: Vec<K8Weight<'_>> = jobs
+                    .iter_mut()
+                    .map(|(w, out)| K8Weight {
+                        w,
+                        rows: RowSelection::All,
+                        n_sel: w.n_rows(),
+                        out: OutPtr(out.as_mut_ptr()),
+                    })
+                    .collect();
+                matmul_k8::run(&mut self.q8k, self.par, x, row_len, n_tokens, &weights);
+                return Ok(());
+            }
+        }
+        for (w, out) in jobs.iter_mut() {
+            self.run(w, x, n_tokens, out, RowSelection::All)?;
+        }
+        Ok(())
+    }
+
     /// [`matmul`] with this context's ISA, threads and buffer.
     pub fn run(
         &mut self,
@@ -162,22 +198,14 @@ impl<'p> MatmulContext<'p> {
         let out_ptr = OutPtr(out.as_mut_ptr());
         // K-quants with several tokens: the 8-row tile computes every selected row.
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-        if isa == Isa::Avx2
-            && n_tokens >= 2
-            && matches!(w.ty, GgmlType::Q4_K | GgmlType::Q6_K)
-            && row_len.is_multiple_of(QK_K)
-        {
-            let acts = q8k_superblock_major(&mut self.q8k, x, row_len, n_tokens, par);
-            let groups = n_sel.div_ceil(K8_ROWS);
-            let n_tasks = groups.min(par.n_threads().max(1) * 4);
-            par.for_each(n_tasks, &|k| {
-                let g = groups * k / n_tasks..groups * (k + 1) / n_tasks;
-                k8_rows_avx2(w.ty, acts, n_tokens, n_sel, g, row, |t, j, v: &[f32]| {
-                    // SAFETY: t < n_tokens and j + v.len() <= n_sel; only this task writes the
-                    // columns of its row groups.
-                    unsafe { out_ptr.write_run(t * n_sel + j, v) }
-                });
-            });
+        if isa == Isa::Avx2 && matmul_k8::takes([w.ty], row_len, n_tokens) {
+            let job = K8Weight {
+                w,
+                rows,
+                n_sel,
+                out: out_ptr,
+            };
+            matmul_k8::run(&mut self.q8k, par, x, row_len, n_tokens, &[job]);
             return Ok(());
         }
         let acts = QuantizedActs::quantize(w.ty, x, row_len)?;
@@ -323,74 +351,6 @@ fn dot_checked(
         // QuantizedActs::quantize picked the companion format of `ty`, so this is unreachable
         // for supported types; unsupported types were refused before.
         _ => 0.0,
-    }
-}
-
-/// Q8_K activations superblock-major for the K-quant tile: superblock i of token t at
-/// `i * n_tokens + t`, so a superblock's blocks of every token are contiguous. Quantised one
-/// superblock column per task; each block depends on its own 256 values only, so the blocks are
-/// the ones `QuantizedActs::quantize` makes.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-fn q8k_superblock_major<'b>(
-    buf: &'b mut Vec<BlockQ8K>,
-    x: &[f32],
-    row_len: usize,
-    n_tokens: usize,
-    par: &dyn Parallel,
-) -> &'b [BlockQ8K] {
-    // Every block of the part used is overwritten below, so the buffer is only ever grown.
-    let len = row_len / QK_K * n_tokens;
-    if buf.len() < len {
-        buf.resize(len, BlockQ8K::ZERO);
-    }
-    let acts = &mut buf[..len];
-    for_each_chunk_mut(par, acts, n_tokens, &|i, col| {
-        for (t, b) in col.iter_mut().enumerate() {
-            let v = &x[t * row_len + i * QK_K..][..QK_K];
-            // SAFETY: only called on the AVX2 path (Isa::Avx2 from clamp_to_cpu).
-            if !unsafe { super::avx2_q8k::quantize_block_q8_k(v, b) } {
-                *b = quantize_block_q8_k(v);
-            }
-        }
-    });
-    acts
-}
-
-/// For Q4_K / Q6_K: row groups `groups` (8 selected rows each; a short last group repeats its last
-/// row and keeps only its own results) against every token of the superblock-major `acts`, writing
-/// each token's results with `write(token, first row, values)`.
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-#[allow(clippy::too_many_arguments)]
-fn k8_rows_avx2<'w>(
-    ty: GgmlType,
-    acts: &[BlockQ8K],
-    n_tokens: usize,
-    n_sel: usize,
-    groups: core::ops::Range<usize>,
-    row: impl Fn(usize) -> &'w [u8],
-    write: impl Fn(usize, usize, &[f32]),
-) {
-    use super::avx2_k8::{rows8_q4_k_q8_k, rows8_q6_k_q8_k, KT_MAX};
-    let kernel = match ty {
-        GgmlType::Q6_K => rows8_q6_k_q8_k,
-        _ => rows8_q4_k_q8_k,
-    };
-    let mut buf = [0f32; K8_ROWS * KT_MAX];
-    for g in groups {
-        let j = g * K8_ROWS;
-        let valid = (n_sel - j).min(K8_ROWS);
-        let rows: [&[u8]; K8_ROWS] = core::array::from_fn(|i| row(j + i.min(valid - 1)));
-        let mut t0 = 0;
-        while t0 < n_tokens {
-            let nt = (n_tokens - t0).min(KT_MAX);
-            let out = &mut buf[..K8_ROWS * nt];
-            // SAFETY: only called with Isa::Avx2 from clamp_to_cpu, so AVX2, FMA and F16C exist.
-            unsafe { kernel(rows, &acts[t0..], n_tokens, nt, out) };
-            for (c, r) in out.chunks_exact(K8_ROWS).enumerate() {
-                write(t0 + c, j, &r[..valid]);
-            }
-            t0 += nt;
-        }
     }
 }
 

@@ -22,6 +22,8 @@ mod avx2_tile;
 #[cfg(all(target_arch = "x86_64", any(test, not(target_feature = "sse2"))))]
 mod exact_asm;
 mod matmul;
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+mod matmul_k8;
 pub mod scalar;
 
 pub use matmul::{matmul, MatmulContext, MatmulError, RowSelection};

@@ -21,6 +21,13 @@ use core::marker::PhantomData;
 use core::ops::Range;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+/// Buffers [`attention`] reuses from call to call (layer to layer).
+#[derive(Default)]
+pub(super) struct AttentionScratch {
+    packed_keys: Vec<f32>,
+    scores: Vec<f32>,
+}
+
 /// Tokens whose queries share one pass over the cache.
 const TILE_TOKENS: usize = 8;
 /// Key blocks (8 positions of one KV head) packed per task.
@@ -56,8 +63,7 @@ impl TokenWindow {
 }
 
 /// Attention of the queries at `positions` over layer `il` of `cache`, which already holds their
-/// own keys and values. `q` and `out` are token-major rows of all query heads; `packed_keys` is a
-/// buffer reused between calls.
+/// own keys and values. `q` and `out` are token-major rows of all query heads.
 pub(super) fn attention(
     model: &Model<'_>,
     cache: &KvCache,
@@ -65,7 +71,7 @@ pub(super) fn attention(
     positions: Range<usize>,
     q: &[f32],
     out: &mut [f32],
-    packed_keys: &mut Vec<f32>,
+    scratch: &mut AttentionScratch,
 ) {
     let (start, n) = (positions.start, positions.len());
     let c = &model.config;
@@ -84,10 +90,22 @@ pub(super) fn attention(
     };
     // Positions any token of the chunk attends to (the first token's window starts earliest).
     let lo = window.map_or(0, |w| (start + 1).saturating_sub(w));
+    let AttentionScratch {
+        packed_keys,
+        scores: scores_buf,
+    } = scratch;
     let packed = geometry.pack_keys(&view, lo, start + n, &*model.par, packed_keys);
     let tiles = n.div_ceil(TILE_TOKENS);
+    // Scores of one task: at most TILE_TOKENS rows of `group` heads over the widest window
+    // (whole blocks of 8 when packed). Every score a task reads it has written first, so the
+    // buffer is only ever grown.
+    let per_task = geometry.group * TILE_TOKENS * 8 * ((start + n - lo).div_ceil(8) + 1);
+    let n_tasks = tiles * c.n_head_kv;
+    if scores_buf.len() < n_tasks * per_task {
+        scores_buf.resize(n_tasks * per_task, 0.0);
+    }
     // Consecutive tasks share a KV head (its rows stay warm in L2 across the tiles).
-    let task = |task: usize| {
+    let task = |task: usize, scores: &mut [f32]| {
         let (kvh, tile) = (task / tiles, task % tiles);
         let mut tokens = Vec::with_capacity(TILE_TOKENS);
         let mut total = 0;
@@ -111,10 +129,10 @@ pub(super) fn attention(
             });
             total += geometry.group * row;
         }
-        let mut scores = vec![0.0f32; total];
+        let scores = &mut scores[..total];
         match &packed {
-            Some(p) => geometry.score_packed(p, lo, kvh, q, &tokens, &mut scores),
-            None => geometry.score(&view, kvh, q, &tokens, &mut scores),
+            Some(p) => geometry.score_packed(p, lo, kvh, q, &tokens, scores),
+            None => geometry.score(&view, kvh, q, &tokens, scores),
         }
         for tw in &tokens {
             let len = tw.len();
@@ -136,9 +154,10 @@ pub(super) fn attention(
             })
             .collect();
         outs.iter_mut().for_each(|o| o.fill(0.0));
-        geometry.weigh_values(&view, kvh, &tokens, &scores, &mut outs);
+        geometry.weigh_values(&view, kvh, &tokens, scores, &mut outs);
     };
-    model.par.for_each(tiles * c.n_head_kv, &task);
+    let scores = &mut scores_buf[..n_tasks * per_task];
+    for_each_chunk_mut(&*model.par, scores, per_task, &task);
 }
 
 /// The layer's attention shape and kernels.

@@ -4,9 +4,9 @@
 //! activation quantisation inside the matmul, and attention over its own causal window in position
 //! order), so splitting a prompt into batches, chunks or forks gives bit-identical logits.
 
-use super::attention::attention;
+use super::attention::{attention, AttentionScratch};
 use super::config::Arch;
-use super::ops::{self, rms_norm_in_place};
+use super::ops::{self, rms_norm_in_place, Rope};
 use super::weights::Linear;
 use super::{KvCache, LogitsRequest, Model, ModelError};
 use crate::kernels::{MatmulContext, RowSelection, VecF32};
@@ -115,6 +115,33 @@ fn linear(
     Ok(())
 }
 
+/// [`linear`] for several weights that read the same `x` (one quantisation, one dispatch).
+fn linear_shared(
+    mm: &mut MatmulContext<'_>,
+    x: &[f32],
+    n: usize,
+    jobs: &mut [(&Linear<'_>, &mut [f32])],
+) -> Result<(), ModelError> {
+    let mut weights: Vec<_> = jobs
+        .iter_mut()
+        .map(|(l, o)| (&l.weight, &mut **o))
+        .collect();
+    mm.run_shared(x, n, &mut weights).map_err(|e| {
+        let names: Vec<&str> = jobs.iter().map(|(l, _)| l.weight.name).collect();
+        ModelError::Quant(format!("{}: {e}", names.join("+")))
+    })?;
+    for (l, out) in jobs.iter_mut() {
+        if let Some(b) = &l.bias {
+            for row in out.chunks_exact_mut(l.rows) {
+                for (o, &bv) in row.iter_mut().zip(b) {
+                    *o += bv;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The input embeddings of `tokens` (row per token; Gemma 3 scales them by sqrt(n_embd)).
 pub(super) fn embed_tokens(model: &Model<'_>, tokens: &[u32]) -> Result<Vec<f32>, ModelError> {
     let (c, w) = (&model.config, &model.weights);
@@ -166,35 +193,58 @@ fn run_chunk(
     let mut proj = vec![0.0f32; n * d];
     let mut gate = vec![0.0f32; n * c.n_ff];
     let mut up = vec![0.0f32; n * c.n_ff];
-    let mut packed_keys = Vec::new();
+    let mut attention_scratch = AttentionScratch::default();
+    let mut angles: Vec<(&Rope, Vec<(f32, f32)>)> = Vec::new();
     // Rows still computed: all n, except in the final layer when only the last token's hidden
     // state is wanted (its K/V rows are still computed and cached for every token).
     let (mut m, mut t0) = (n, 0);
     for (il, lw) in w.layers.iter().enumerate() {
         xn.copy_from_slice(&x);
         norm_rows(&mut xn, &lw.attn_norm, c.rms_eps, d);
-        linear(mm, &lw.wk, &xn, n, &mut k, RowSelection::All)?;
-        linear(mm, &lw.wv, &xn, n, &mut v, RowSelection::All)?;
+        // Q with K and V unless the final layer keeps only the last token's query.
+        let trim = last_only && il + 1 == w.layers.len() && n > 1;
+        if trim {
+            linear_shared(mm, &xn, n, &mut [(&lw.wk, &mut k), (&lw.wv, &mut v)])?;
+        } else {
+            linear_shared(
+                mm,
+                &xn,
+                n,
+                &mut [(&lw.wk, &mut k), (&lw.wv, &mut v), (&lw.wq, &mut q)],
+            )?;
+        }
         if let Some(kn) = &lw.k_norm {
             norm_rows(&mut k, kn, c.rms_eps, c.head_dim);
         }
         let rope = &model.ropes[il];
+        // The chunk's RoPE angles, computed once per distinct configuration (not per layer).
+        let cs_at = match angles.iter().position(|(r, _)| *r == rope) {
+            Some(i) => i,
+            None => {
+                angles.push((rope, rope.angles(start..start + n)));
+                angles.len() - 1
+            }
+        };
+        let cs = &angles[cs_at].1;
+        let half = cs.len() / n;
         for t in 0..n {
-            rope.apply(&mut k[t * k_w..(t + 1) * k_w], c.head_dim, start + t);
+            let row = &cs[t * half..(t + 1) * half];
+            rope.apply_angles(&mut k[t * k_w..(t + 1) * k_w], c.head_dim, row);
         }
         cache.push_layer(il, &k, &v);
-        if last_only && il + 1 == w.layers.len() && n > 1 {
+        if trim {
             (m, t0) = (1, n - 1);
             x.drain(..t0 * d);
             xn.drain(..t0 * d);
+            linear(mm, &lw.wq, &xn, m, &mut q[..q_w], RowSelection::All)?;
         }
         let q = &mut q[..m * q_w];
-        linear(mm, &lw.wq, &xn, m, q, RowSelection::All)?;
         if let Some(qn) = &lw.q_norm {
             norm_rows(q, qn, c.rms_eps, c.head_dim);
         }
         for t in 0..m {
-            rope.apply(&mut q[t * q_w..(t + 1) * q_w], c.head_dim, start + t0 + t);
+            let row = &cs[(t0 + t) * half..(t0 + t + 1) * half];
+            rope.apply_angles(&mut q[t * q_w..(t + 1) * q_w], c.head_dim, row);
         }
         let attn = &mut attn[..m * c.n_head * c.head_dim_v];
         attention(
@@ -204,7 +254,7 @@ fn run_chunk(
             start + t0..start + n,
             q,
             attn,
-            &mut packed_keys,
+            &mut attention_scratch,
         );
         let proj = &mut proj[..m * d];
         linear(mm, &lw.wo, attn, m, proj, RowSelection::All)?;
@@ -216,8 +266,7 @@ fn run_chunk(
         xn.copy_from_slice(&x);
         norm_rows(&mut xn, &lw.ffn_norm, c.rms_eps, d);
         let (gate, up) = (&mut gate[..m * c.n_ff], &mut up[..m * c.n_ff]);
-        linear(mm, &lw.ffn_gate, &xn, m, gate, RowSelection::All)?;
-        linear(mm, &lw.ffn_up, &xn, m, up, RowSelection::All)?;
+        linear_shared(mm, &xn, m, &mut [(&lw.ffn_gate, gate), (&lw.ffn_up, up)])?;
         let (simd, up) = (VecF32::new(model.isa), &*up);
         // One token's row per task (elementwise, so the split does not change a value).
         for_each_chunk_mut(&*model.par, gate, c.n_ff, &|t, g| {

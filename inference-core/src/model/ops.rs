@@ -22,6 +22,7 @@ pub fn rms_norm_in_place(x: &mut [f32], weight: &[f32], eps: f32) {
 }
 
 /// Precomputed inverse frequencies of one RoPE configuration.
+#[derive(PartialEq)]
 pub struct Rope {
     inv_freq: alloc::vec::Vec<f32>,
     scale: f32,
@@ -42,18 +43,30 @@ impl Rope {
     }
 
     /// Rotates the first `dim` (construction) dimensions of every head of `x` (heads of `head_dim`)
-    /// for position `pos`.
+    /// for position `pos` (the forward pass applies [`Rope::angles`] rows computed once per chunk).
+    #[cfg(test)]
     pub fn apply(&self, x: &mut [f32], head_dim: usize, pos: usize) {
-        let half = self.inv_freq.len();
-        let p = pos as f32 * self.scale;
-        let mut cs = [(0.0f32, 0.0f32); 256];
-        let cs = &mut cs[..half.min(256)];
-        for (e, &f) in cs.iter_mut().zip(&self.inv_freq) {
-            let theta = p * f;
-            *e = (libm::cosf(theta), libm::sinf(theta));
+        self.apply_angles(x, head_dim, &self.angles(pos..pos + 1));
+    }
+
+    /// (cos, sin) of every rotated pair, a row of `dim / 2` per position of `positions`.
+    pub fn angles(&self, positions: core::ops::Range<usize>) -> alloc::vec::Vec<(f32, f32)> {
+        let mut cs = alloc::vec::Vec::with_capacity(positions.len() * self.inv_freq.len());
+        for pos in positions {
+            let p = pos as f32 * self.scale;
+            cs.extend(self.inv_freq.iter().map(|&f| {
+                let theta = p * f;
+                (libm::cosf(theta), libm::sinf(theta))
+            }));
         }
+        cs
+    }
+
+    /// [`Rope::apply`] with one position's row of [`Rope::angles`].
+    pub fn apply_angles(&self, x: &mut [f32], head_dim: usize, cs: &[(f32, f32)]) {
+        let half = self.inv_freq.len();
         for head in x.chunks_exact_mut(head_dim) {
-            for (i, &(c, s)) in cs.iter().enumerate() {
+            for (i, &(c, s)) in cs.iter().take(half).enumerate() {
                 let (a, b) = if self.neox {
                     (i, i + half)
                 } else {
