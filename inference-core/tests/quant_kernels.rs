@@ -355,7 +355,7 @@ fn shared_input_matmuls_equal_separate_ones() {
             .unwrap();
             assert_eq!(outs[i], one, "{:?} weight {i}, {n_tok} tokens", types[i]);
         }
-        let mut short = vec![0.0; 3];
+        let mut short = [0.0; 3];
         let bad = mm.run_shared(&x, n_tok, &mut [(ws[0], &mut short[..])]);
         assert!(bad.is_err(), "a wrong output length is refused");
     }

@@ -105,6 +105,12 @@ fn linear(
 ) -> Result<(), ModelError> {
     mm.run(&l.weight, x, n, out, rows)
         .map_err(|e| ModelError::Quant(format!("{}: {e}", l.weight.name)))?;
+    add_bias(l, out);
+    Ok(())
+}
+
+/// Adds `l`'s bias (if any) to every token's row of `out`.
+fn add_bias(l: &Linear<'_>, out: &mut [f32]) {
     if let Some(b) = &l.bias {
         for row in out.chunks_exact_mut(l.rows) {
             for (o, &bv) in row.iter_mut().zip(b) {
@@ -112,7 +118,6 @@ fn linear(
             }
         }
     }
-    Ok(())
 }
 
 /// [`linear`] for several weights that read the same `x` (one quantisation, one dispatch).
@@ -131,13 +136,7 @@ fn linear_shared(
         ModelError::Quant(format!("{}: {e}", names.join("+")))
     })?;
     for (l, out) in jobs.iter_mut() {
-        if let Some(b) = &l.bias {
-            for row in out.chunks_exact_mut(l.rows) {
-                for (o, &bv) in row.iter_mut().zip(b) {
-                    *o += bv;
-                }
-            }
-        }
+        add_bias(l, out);
     }
     Ok(())
 }
