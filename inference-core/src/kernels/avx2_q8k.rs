@@ -65,9 +65,7 @@ pub fn quantize_block_q8_k(c: &[f32], out: &mut BlockQ8K) -> bool {
         // SAFETY: 32k + 32 <= 256 = out.qs.len().
         unsafe { _mm256_storeu_si256(out.qs.as_mut_ptr().add(32 * k) as *mut __m256i, w) };
     }
-    for (s, g) in out.bsums.iter_mut().zip(out.qs.chunks_exact(16)) {
-        *s = g.iter().map(|&q| q as i16).sum();
-    }
+    out.fill_bsums();
     out.d = 1.0 / iscale;
     true
 }

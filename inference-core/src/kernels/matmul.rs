@@ -22,6 +22,18 @@ pub enum RowSelection<'r> {
     Rows(&'r [u32]),
 }
 
+impl RowSelection<'_> {
+    /// The bytes of the weight row behind output column `j` (`row_bytes` long; the caller checked
+    /// the selection against the weight).
+    pub(super) fn row<'w>(&self, w: &TensorInfo<'w>, row_bytes: usize, j: usize) -> &'w [u8] {
+        let r = match self {
+            RowSelection::All => j,
+            RowSelection::Rows(r) => r[j] as usize,
+        };
+        &w.data[r * row_bytes..(r + 1) * row_bytes]
+    }
+}
+
 /// Why a matmul was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MatmulError {
@@ -113,8 +125,9 @@ pub fn matmul(
     MatmulContext::new(isa, par).run(w, x, n_tokens, out, rows)
 }
 
-/// What a sequence of matmuls shares: the ISA, the threads, and the quantised-activation buffer,
-/// kept between calls so that a forward pass does not allocate and clear it per matmul.
+/// What a sequence of matmuls shares: the ISA (clamped to the CPU once), the threads, and the
+/// quantised-activation buffer, kept between calls so that a forward pass does not allocate and
+/// clear it per matmul.
 pub struct MatmulContext<'p> {
     isa: Isa,
     par: &'p dyn Parallel,
@@ -125,7 +138,7 @@ pub struct MatmulContext<'p> {
 impl<'p> MatmulContext<'p> {
     pub fn new(isa: Isa, par: &'p dyn Parallel) -> Self {
         MatmulContext {
-            isa,
+            isa: isa.clamp_to_cpu(),
             par,
             #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
             q8k: Vec::new(),
@@ -141,16 +154,16 @@ impl<'p> MatmulContext<'p> {
         n_tokens: usize,
         jobs: &mut [(&TensorInfo, &mut [f32])],
     ) -> Result<(), MatmulError> {
-        for (w, out) in jobs.iter() {
-            selected_rows(w, x, n_tokens, out, RowSelection::All)?;
-        }
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         if let Some((w0, _)) = jobs.first() {
             let row_len = w0.row_len();
-            if self.isa.clamp_to_cpu() == Isa::Avx2
+            if self.isa == Isa::Avx2
                 && jobs.iter().all(|(w, _)| w.row_len() == row_len)
                 && matmul_k8::takes(jobs.iter().map(|(w, _)| w.ty), row_len, n_tokens)
             {
+                for (w, out) in jobs.iter() {
+                    selected_rows(w, x, n_tokens, out, RowSelection::All)?;
+                }
                 let weights: Vec<K8Weight<'_>> = jobs
                     .iter_mut()
                     .map(|(w, out)| K8Weight {
@@ -185,16 +198,8 @@ impl<'p> MatmulContext<'p> {
         if n_tokens == 0 || n_sel == 0 {
             return Ok(());
         }
-        let isa = isa.clamp_to_cpu();
-        let row_bytes = w.ty.row_bytes(row_len as u64).unwrap_or(0) as usize;
-        let sel_row = |j: usize| match rows {
-            RowSelection::All => j,
-            RowSelection::Rows(r) => r[j] as usize,
-        };
-        let row = |j: usize| {
-            let r = sel_row(j);
-            &w.data[r * row_bytes..(r + 1) * row_bytes]
-        };
+        let row_bytes = w.row_bytes();
+        let row = |j: usize| rows.row(w, row_bytes, j);
         let out_ptr = OutPtr(out.as_mut_ptr());
         // K-quants with several tokens: the 8-row tile computes every selected row.
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]

@@ -57,14 +57,8 @@ pub(super) fn run(
             if a >= b {
                 continue;
             }
-            let row_bytes = job.w.data.len() / job.w.n_rows().max(1);
-            let row = |j: usize| {
-                let r = match job.rows {
-                    RowSelection::All => j,
-                    RowSelection::Rows(r) => r[j] as usize,
-                };
-                &job.w.data[r * row_bytes..(r + 1) * row_bytes]
-            };
+            let row_bytes = job.w.row_bytes();
+            let row = |j: usize| job.rows.row(job.w, row_bytes, j);
             let groups = a - first[i]..b - first[i];
             rows8(
                 job.w.ty,
@@ -94,12 +88,8 @@ fn q8k_superblock_major<'b>(
     n_tokens: usize,
     par: &dyn Parallel,
 ) -> &'b [BlockQ8K] {
-    // Every block of the part used is overwritten below, so the buffer is only ever grown.
-    let len = row_len / QK_K * n_tokens;
-    if buf.len() < len {
-        buf.resize(len, BlockQ8K::ZERO);
-    }
-    let acts = &mut buf[..len];
+    // Every block is overwritten below.
+    let acts = crate::scratch(buf, row_len / QK_K * n_tokens, BlockQ8K::ZERO);
     for_each_chunk_mut(par, acts, n_tokens, &|i, col| {
         for (t, b) in col.iter_mut().enumerate() {
             let v = &x[t * row_len + i * QK_K..][..QK_K];

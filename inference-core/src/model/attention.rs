@@ -97,13 +97,9 @@ pub(super) fn attention(
     let packed = geometry.pack_keys(&view, lo, start + n, &*model.par, packed_keys);
     let tiles = n.div_ceil(TILE_TOKENS);
     // Scores of one task: at most TILE_TOKENS rows of `group` heads over the widest window
-    // (whole blocks of 8 when packed). Every score a task reads it has written first, so the
-    // buffer is only ever grown.
+    // (whole blocks of 8 when packed). Every score a task reads it has written first.
     let per_task = geometry.group * TILE_TOKENS * 8 * ((start + n - lo).div_ceil(8) + 1);
     let n_tasks = tiles * c.n_head_kv;
-    if scores_buf.len() < n_tasks * per_task {
-        scores_buf.resize(n_tasks * per_task, 0.0);
-    }
     // Consecutive tasks share a KV head (its rows stay warm in L2 across the tiles).
     let task = |task: usize, scores: &mut [f32]| {
         let (kvh, tile) = (task / tiles, task % tiles);
@@ -156,7 +152,7 @@ pub(super) fn attention(
         outs.iter_mut().for_each(|o| o.fill(0.0));
         geometry.weigh_values(&view, kvh, &tokens, scores, &mut outs);
     };
-    let scores = &mut scores_buf[..n_tasks * per_task];
+    let scores = crate::scratch(scores_buf, n_tasks * per_task, 0.0);
     for_each_chunk_mut(&*model.par, scores, per_task, &task);
 }
 
@@ -200,12 +196,8 @@ impl Geometry {
         }
         let (blocks, block) = ((end - lo).div_ceil(8), 8 * self.hd);
         let zero = vec![0.0f32; self.hd];
-        // Every float of the part used is overwritten below, so the buffer is only ever grown.
-        let len = n_kv * blocks * block;
-        if buf.len() < len {
-            buf.resize(len, 0.0);
-        }
-        let packed = &mut buf[..len];
+        // Every float is overwritten below.
+        let packed = crate::scratch(buf, n_kv * blocks * block, 0.0);
         let failed = AtomicBool::new(false);
         // PACK_BLOCKS blocks per task, numbered head-major across the KV heads.
         for_each_chunk_mut(par, packed, PACK_BLOCKS * block, &|task, part| {

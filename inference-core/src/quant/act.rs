@@ -38,6 +38,13 @@ impl BlockQ8K {
         qs: [0; QK_K],
         bsums: [0; 16],
     };
+
+    /// Sets `bsums` to the sums of each 16 values of `qs`.
+    pub fn fill_bsums(&mut self) {
+        for (s, g) in self.bsums.iter_mut().zip(self.qs.chunks_exact(16)) {
+            *s = g.iter().map(|&q| q as i16).sum();
+        }
+    }
 }
 
 fn check(ty: GgmlType, x: &[f32], bs: usize) -> Result<(), QuantError> {
@@ -111,9 +118,7 @@ pub fn quantize_block_q8_k(c: &[f32]) -> BlockQ8K {
         for (q, &v) in b.qs.iter_mut().zip(c) {
             *q = nearest_int(iscale * v).min(127) as i8;
         }
-        for (s, g) in b.bsums.iter_mut().zip(b.qs.chunks_exact(16)) {
-            *s = g.iter().map(|&q| q as i16).sum();
-        }
+        b.fill_bsums();
         b.d = 1.0 / iscale;
     }
     b
