@@ -14,6 +14,7 @@
 
 use super::avx2::f16_at;
 use super::avx2_ktile::{load32, q4_k_nibbles, q4_k_scales_mins, q6_k_unpack};
+use super::k8_packed as packed;
 use crate::quant::BlockQ8K;
 use core::arch::x86_64::*;
 
@@ -23,6 +24,15 @@ pub const K8_ROWS: usize = 8;
 pub const KT_MAX: usize = 64;
 /// Tokens that share each loaded weight vector.
 const TOKENS: usize = 4;
+
+/// Where a tile reads the superblocks of its 8 weight rows from.
+#[derive(Clone, Copy)]
+pub enum K8Rows<'w> {
+    /// The rows as stored in the GGUF (decoded superblock by superblock).
+    Rows([&'w [u8]; K8_ROWS]),
+    /// A row group's records of a [`packed::K8Packed`] (regrouped at load).
+    Packed(&'w [u8]),
+}
 
 const Q4_K_BYTES: usize = 144;
 const Q6_K_BYTES: usize = 210;
@@ -183,16 +193,74 @@ impl Interleaved {
             self.sc[g] = row_pairs(lo[g], true);
             self.sc[8 + g] = row_pairs(hi[g], true);
         }
-        let zero = _mm256_setzero_si256();
-        for p in 0..8 {
-            // Lanes 2r, 2r + 1: -32 x the scales of groups 2p and 2p + 1.
-            let pair = _mm256_blend_epi16(self.sc[2 * p], self.sc[2 * p + 1], 0b1010_1010);
-            self.bias[p] = _mm256_sub_epi16(zero, _mm256_slli_epi16(pair, 5));
-        }
+        self.q6_k_bias();
         for (d, row) in self.d.iter_mut().zip(b) {
             *d = f16_at(row, 208);
         }
     }
+
+    /// Q6_K's offset pairs from the group scales: lanes 2r, 2r + 1 of `bias[p]` = -32 x row r's
+    /// scales of groups 2p and 2p + 1.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn q6_k_bias(&mut self) {
+        let zero = _mm256_setzero_si256();
+        for p in 0..8 {
+            let pair = _mm256_blend_epi16(self.sc[2 * p], self.sc[2 * p + 1], 0b1010_1010);
+            self.bias[p] = _mm256_sub_epi16(zero, _mm256_slli_epi16(pair, 5));
+        }
+    }
+}
+
+impl Interleaved {
+    /// [`Interleaved::load_q4_k`] from a packed record (the same values, without the transposes).
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn load_q4_k_packed(&mut self, rec: &[u8]) {
+        for g in 0..4 {
+            for k in 0..8 {
+                let x = load32(rec, 32 * (8 * g + k));
+                (self.q[16 * g + k], self.q[16 * g + 8 + k]) = q4_k_nibbles(x);
+            }
+        }
+        for s in 0..8 {
+            self.sc[s] = row_pairs(u64_at(rec, packed::Q4_K_SCALES + 8 * s), false);
+            self.bias[s] = row_pairs(u64_at(rec, packed::Q4_K_MINS + 8 * s), false);
+        }
+        self.d = f32x8_at(rec, packed::Q4_K_D);
+        self.dmin = f32x8_at(rec, packed::Q4_K_DMIN);
+    }
+
+    /// [`Interleaved::load_q6_k`] from a packed record.
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    fn load_q6_k_packed(&mut self, rec: &[u8]) {
+        for n in 0..2 {
+            for k in 0..8 {
+                let at = |p: usize| load32(rec, 32 * (8 * (3 * n + p) + k));
+                for (j, v) in q6_k_unpack(at(0), at(1), at(2)).iter().enumerate() {
+                    self.q[8 * (4 * n + j) + k] = *v;
+                }
+            }
+        }
+        for g in 0..16 {
+            self.sc[g] = row_pairs(u64_at(rec, packed::Q6_K_SCALES + 8 * g), true);
+        }
+        self.q6_k_bias();
+        self.d = f32x8_at(rec, packed::Q6_K_D);
+    }
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    let s = &b[off..off + 8];
+    u64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]])
+}
+
+fn f32x8_at(b: &[u8], off: usize) -> [f32; K8_ROWS] {
+    core::array::from_fn(|r| {
+        let s = &b[off + 4 * r..off + 4 * r + 4];
+        f32::from_le_bytes([s[0], s[1], s[2], s[3]])
+    })
 }
 
 /// Activation bytes `4v..4v + 4` in every 32-bit lane.
@@ -286,20 +354,24 @@ fn fold<const K6: bool>(
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn rows8<const K6: bool>(
-    w: [&[u8]; K8_ROWS],
-    a: &[BlockQ8K],
-    stride: usize,
-    n: usize,
-    out: &mut [f32],
-) {
-    let bytes = if K6 { Q6_K_BYTES } else { Q4_K_BYTES };
-    let nb = w[0].len() / bytes;
+fn rows8<const K6: bool>(w: K8Rows<'_>, a: &[BlockQ8K], stride: usize, n: usize, out: &mut [f32]) {
+    let (bytes, record) = if K6 {
+        (Q6_K_BYTES, packed::Q6_K_RECORD)
+    } else {
+        (Q4_K_BYTES, packed::Q4_K_RECORD)
+    };
+    let (nb, shapes_agree) = match w {
+        K8Rows::Rows(rows) => {
+            let nb = rows[0].len() / bytes;
+            (nb, rows.iter().all(|x| x.len() == nb * bytes))
+        }
+        K8Rows::Packed(p) => (p.len() / record, p.len().is_multiple_of(record)),
+    };
     if n == 0
         || n > KT_MAX
         || n > stride
         || nb == 0
-        || w.iter().any(|x| x.len() != nb * bytes)
+        || !shapes_agree
         || a.len() < (nb - 1) * stride + n
         || out.len() != K8_ROWS * n
     {
@@ -308,14 +380,20 @@ fn rows8<const K6: bool>(
     let mut dec = Interleaved::zeroed();
     let mut acc = [_mm256_setzero_ps(); KT_MAX];
     for i in 0..nb {
-        let mut blocks: [&[u8]; K8_ROWS] = [&[]; K8_ROWS];
-        for (b, row) in blocks.iter_mut().zip(&w) {
-            *b = &row[i * bytes..(i + 1) * bytes];
-        }
-        if K6 {
-            dec.load_q6_k(blocks);
-        } else {
-            dec.load_q4_k(blocks);
+        match (w, K6) {
+            (K8Rows::Rows(rows), _) => {
+                let mut blocks: [&[u8]; K8_ROWS] = [&[]; K8_ROWS];
+                for (b, row) in blocks.iter_mut().zip(&rows) {
+                    *b = &row[i * bytes..(i + 1) * bytes];
+                }
+                if K6 {
+                    dec.load_q6_k(blocks);
+                } else {
+                    dec.load_q4_k(blocks);
+                }
+            }
+            (K8Rows::Packed(p), true) => dec.load_q6_k_packed(&p[i * record..(i + 1) * record]),
+            (K8Rows::Packed(p), false) => dec.load_q4_k_packed(&p[i * record..(i + 1) * record]),
         }
         // Superblock i of every token, contiguous.
         let col = &a[i * stride..i * stride + n];
@@ -341,28 +419,17 @@ fn rows8<const K6: bool>(
 }
 
 /// `out[c * 8 + r] = dot(w[r], token c)` (token-major) for 8 Q4_K weight rows of `nb` superblocks
-/// and `n <= KT_MAX` tokens of Q8_K activations laid out superblock-major: superblock i of token c
-/// at `a[i * stride + c]` (`n <= stride`). Writes nothing when the shapes disagree.
+/// (as stored, or a packed row group) and `n <= KT_MAX` tokens of Q8_K activations laid out
+/// superblock-major: superblock i of token c at `a[i * stride + c]` (`n <= stride`). Writes
+/// nothing when the shapes disagree.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub fn rows8_q4_k_q8_k(
-    w: [&[u8]; K8_ROWS],
-    a: &[BlockQ8K],
-    stride: usize,
-    n: usize,
-    out: &mut [f32],
-) {
+pub fn rows8_q4_k_q8_k(w: K8Rows<'_>, a: &[BlockQ8K], stride: usize, n: usize, out: &mut [f32]) {
     rows8::<false>(w, a, stride, n, out)
 }
 
 /// As [`rows8_q4_k_q8_k`] for Q6_K weight rows.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub fn rows8_q6_k_q8_k(
-    w: [&[u8]; K8_ROWS],
-    a: &[BlockQ8K],
-    stride: usize,
-    n: usize,
-    out: &mut [f32],
-) {
+pub fn rows8_q6_k_q8_k(w: K8Rows<'_>, a: &[BlockQ8K], stride: usize, n: usize, out: &mut [f32]) {
     rows8::<true>(w, a, stride, n, out)
 }
 

@@ -2,6 +2,7 @@
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 use super::avx2_tile::{TC, TR};
+use super::k8_packed::K8Packed;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 use super::matmul_k8::{self, K8Weight};
 use super::{scalar, Isa};
@@ -10,7 +11,6 @@ use crate::parallel::Parallel;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 use crate::quant::BlockQ8K;
 use crate::quant::{QuantError, QuantizedActs};
-#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -125,6 +125,14 @@ pub fn matmul(
     MatmulContext::new(isa, par).run(w, x, n_tokens, out, rows)
 }
 
+/// One weight of [`MatmulContext::run_shared_jobs`]: the weight, its packed copy (if any) and
+/// where its rows' results go.
+pub struct SharedJob<'j, 'w> {
+    pub w: &'j TensorInfo<'w>,
+    pub packed: Option<&'j K8Packed>,
+    pub out: &'j mut [f32],
+}
+
 /// What a sequence of matmuls shares: the ISA (clamped to the CPU once), the threads, and the
 /// quantised-activation buffer, kept between calls so that a forward pass does not allocate and
 /// clear it per matmul.
@@ -154,31 +162,50 @@ impl<'p> MatmulContext<'p> {
         n_tokens: usize,
         jobs: &mut [(&TensorInfo, &mut [f32])],
     ) -> Result<(), MatmulError> {
+        let mut jobs: Vec<SharedJob<'_, '_>> = jobs
+            .iter_mut()
+            .map(|(w, out)| SharedJob {
+                w,
+                packed: None,
+                out,
+            })
+            .collect();
+        self.run_shared_jobs(x, n_tokens, &mut jobs)
+    }
+
+    /// [`MatmulContext::run_shared`] for weights that may carry a packed copy.
+    pub fn run_shared_jobs(
+        &mut self,
+        x: &[f32],
+        n_tokens: usize,
+        jobs: &mut [SharedJob<'_, '_>],
+    ) -> Result<(), MatmulError> {
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-        if let Some((w0, _)) = jobs.first() {
-            let row_len = w0.row_len();
+        if let Some(j0) = jobs.first() {
+            let row_len = j0.w.row_len();
             if self.isa == Isa::Avx2
-                && jobs.iter().all(|(w, _)| w.row_len() == row_len)
-                && matmul_k8::takes(jobs.iter().map(|(w, _)| w.ty), row_len, n_tokens)
+                && jobs.iter().all(|j| j.w.row_len() == row_len)
+                && matmul_k8::takes(jobs.iter().map(|j| j.w.ty), row_len, n_tokens)
             {
-                for (w, out) in jobs.iter() {
-                    selected_rows(w, x, n_tokens, out, RowSelection::All)?;
+                for j in jobs.iter() {
+                    selected_rows(j.w, x, n_tokens, j.out, RowSelection::All)?;
                 }
                 let weights: Vec<K8Weight<'_>> = jobs
                     .iter_mut()
-                    .map(|(w, out)| K8Weight {
-                        w,
+                    .map(|j| K8Weight {
+                        w: j.w,
+                        packed: j.packed,
                         rows: RowSelection::All,
-                        n_sel: w.n_rows(),
-                        out: OutPtr(out.as_mut_ptr()),
+                        n_sel: j.w.n_rows(),
+                        out: OutPtr(j.out.as_mut_ptr()),
                     })
                     .collect();
                 matmul_k8::run(&mut self.q8k, self.par, x, row_len, n_tokens, &weights);
                 return Ok(());
             }
         }
-        for (w, out) in jobs.iter_mut() {
-            self.run(w, x, n_tokens, out, RowSelection::All)?;
+        for j in jobs.iter_mut() {
+            self.run_packed(j.w, j.packed, x, n_tokens, j.out, RowSelection::All)?;
         }
         Ok(())
     }
@@ -187,6 +214,24 @@ impl<'p> MatmulContext<'p> {
     pub fn run(
         &mut self,
         w: &TensorInfo,
+        x: &[f32],
+        n_tokens: usize,
+        out: &mut [f32],
+        rows: RowSelection,
+    ) -> Result<(), MatmulError> {
+        self.run_packed(w, None, x, n_tokens, out, rows)
+    }
+
+    /// [`MatmulContext::run`] with `w`'s packed copy, if it has one: the K-quant tile then reads
+    /// its row groups from it (same results, less decoding per matmul).
+    #[cfg_attr(
+        not(all(target_arch = "x86_64", target_feature = "sse2")),
+        allow(unused_variables)
+    )]
+    pub fn run_packed(
+        &mut self,
+        w: &TensorInfo,
+        packed: Option<&K8Packed>,
         x: &[f32],
         n_tokens: usize,
         out: &mut [f32],
@@ -206,6 +251,7 @@ impl<'p> MatmulContext<'p> {
         if isa == Isa::Avx2 && matmul_k8::takes([w.ty], row_len, n_tokens) {
             let job = K8Weight {
                 w,
+                packed,
                 rows,
                 n_sel,
                 out: out_ptr,

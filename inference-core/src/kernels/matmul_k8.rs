@@ -2,7 +2,8 @@
 //! superblock-major Q8_K, then 8-row groups of every weight that reads them split across the
 //! threads in one job (so Q, K and V, or gate and up, share one quantisation and one dispatch).
 
-use super::avx2_k8::{rows8_q4_k_q8_k, rows8_q6_k_q8_k, K8_ROWS, KT_MAX};
+use super::avx2_k8::{rows8_q4_k_q8_k, rows8_q6_k_q8_k, K8Rows, K8_ROWS, KT_MAX};
+use super::k8_packed::K8Packed;
 use super::matmul::{OutPtr, RowSelection};
 use crate::gguf::{GgmlType, TensorInfo};
 use crate::parallel::{for_each_chunk_mut, Parallel};
@@ -13,6 +14,8 @@ use alloc::vec::Vec;
 /// and the output by the caller) and where their results go.
 pub(super) struct K8Weight<'a> {
     pub w: &'a TensorInfo<'a>,
+    /// Its packed copy, used when every row is selected and it [`K8Packed::fits`] the weight.
+    pub packed: Option<&'a K8Packed>,
     pub rows: RowSelection<'a>,
     pub n_sel: usize,
     pub out: OutPtr,
@@ -59,6 +62,9 @@ pub(super) fn run(
             }
             let row_bytes = job.w.row_bytes();
             let row = |j: usize| job.rows.row(job.w, row_bytes, j);
+            let packed = job
+                .packed
+                .filter(|p| matches!(job.rows, RowSelection::All) && p.fits(job.w));
             let groups = a - first[i]..b - first[i];
             rows8(
                 job.w.ty,
@@ -67,6 +73,7 @@ pub(super) fn run(
                 job.n_sel,
                 groups,
                 row,
+                packed,
                 |t, j, v: &[f32]| {
                     // SAFETY: t < n_tokens and j + v.len() <= n_sel, inside this weight's output
                     // (checked by the caller); only this task writes the columns of its row groups.
@@ -104,7 +111,9 @@ fn q8k_superblock_major<'b>(
 
 /// Row groups `groups` (8 selected rows each; a short last group repeats its last row and keeps
 /// only its own results) against every token of the superblock-major `acts`, writing each
-/// token's results with `write(token, first row, values)`.
+/// token's results with `write(token, first row, values)`. With `packed` (every row selected),
+/// group g is read from its records instead of `row`.
+#[allow(clippy::too_many_arguments)]
 fn rows8<'w>(
     ty: GgmlType,
     acts: &[BlockQ8K],
@@ -112,6 +121,7 @@ fn rows8<'w>(
     n_sel: usize,
     groups: core::ops::Range<usize>,
     row: impl Fn(usize) -> &'w [u8],
+    packed: Option<&'w K8Packed>,
     write: impl Fn(usize, usize, &[f32]),
 ) {
     let kernel = match ty {
@@ -122,7 +132,10 @@ fn rows8<'w>(
     for g in groups {
         let j = g * K8_ROWS;
         let valid = (n_sel - j).min(K8_ROWS);
-        let rows: [&[u8]; K8_ROWS] = core::array::from_fn(|i| row(j + i.min(valid - 1)));
+        let rows = match packed {
+            Some(p) => K8Rows::Packed(p.group(g)),
+            None => K8Rows::Rows(core::array::from_fn(|i| row(j + i.min(valid - 1)))),
+        };
         let mut t0 = 0;
         while t0 < n_tokens {
             let nt = (n_tokens - t0).min(KT_MAX);

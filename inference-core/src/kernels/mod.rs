@@ -21,12 +21,14 @@ mod avx2_tile;
 // The soft-float bare-metal build's exact kernels (compiled on every x86_64 host for the tests).
 #[cfg(all(target_arch = "x86_64", any(test, not(target_feature = "sse2"))))]
 mod exact_asm;
+mod k8_packed;
 mod matmul;
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod matmul_k8;
 pub mod scalar;
 
-pub use matmul::{matmul, MatmulContext, MatmulError, RowSelection};
+pub use k8_packed::K8Packed;
+pub use matmul::{matmul, MatmulContext, MatmulError, RowSelection, SharedJob};
 
 use crate::gguf::GgmlType;
 use crate::quant::QuantizedActs;

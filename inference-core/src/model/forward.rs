@@ -9,7 +9,7 @@ use super::config::Arch;
 use super::ops::{self, rms_norm_in_place, Rope};
 use super::weights::Linear;
 use super::{KvCache, LogitsRequest, Model, ModelError};
-use crate::kernels::{MatmulContext, RowSelection, VecF32};
+use crate::kernels::{MatmulContext, RowSelection, SharedJob, VecF32};
 use crate::parallel::for_each_chunk_mut;
 use alloc::format;
 use alloc::vec;
@@ -103,7 +103,7 @@ fn linear(
     out: &mut [f32],
     rows: RowSelection<'_>,
 ) -> Result<(), ModelError> {
-    mm.run(&l.weight, x, n, out, rows)
+    mm.run_packed(&l.weight, l.packed.as_deref(), x, n, out, rows)
         .map_err(|e| ModelError::Quant(format!("{}: {e}", l.weight.name)))?;
     add_bias(l, out);
     Ok(())
@@ -129,9 +129,13 @@ fn linear_shared(
 ) -> Result<(), ModelError> {
     let mut weights: Vec<_> = jobs
         .iter_mut()
-        .map(|(l, o)| (&l.weight, &mut **o))
+        .map(|(l, o)| SharedJob {
+            w: &l.weight,
+            packed: l.packed.as_deref(),
+            out: o,
+        })
         .collect();
-    mm.run_shared(x, n, &mut weights).map_err(|e| {
+    mm.run_shared_jobs(x, n, &mut weights).map_err(|e| {
         let names: Vec<&str> = jobs.iter().map(|(l, _)| l.weight.name).collect();
         ModelError::Quant(format!("{}: {e}", names.join("+")))
     })?;

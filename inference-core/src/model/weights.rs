@@ -3,8 +3,10 @@
 use super::config::{Arch, Config};
 use super::ModelError;
 use crate::gguf::{GgmlType, Gguf, TensorInfo};
+use crate::kernels::K8Packed;
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -27,6 +29,8 @@ pub struct Linear<'a> {
     pub bias: Option<Vec<f32>>,
     pub rows: usize,
     pub cols: usize,
+    /// The weight regrouped for the prefill tile (`Model::pack_for_prefill`), if packed.
+    pub packed: Option<Arc<K8Packed>>,
 }
 
 /// Tensors of one transformer block.
@@ -139,6 +143,7 @@ fn linear<'a>(
         bias,
         rows,
         cols,
+        packed: None,
     })
 }
 
@@ -159,6 +164,7 @@ impl<'a> Weights<'a> {
                 bias: None,
                 rows: cfg.n_vocab,
                 cols: d,
+                packed: None,
             }
         };
         let output_norm = vector(g, "output_norm.weight", d)?;
