@@ -6,7 +6,7 @@
 
 use crate::args::Args;
 use crate::model_file::ModelFile;
-use inference_core::kernels::{matmul, Isa, RowSelection};
+use inference_core::kernels::{matmul, Isa, MatmulContext, RowSelection};
 use inference_core::model::{KvCache, LogitsRequest, Model};
 use inference_core::parallel::{Parallel, Sequential, ThreadPool};
 use std::time::Instant;
@@ -94,10 +94,20 @@ fn matmul_seconds(
 ) -> Result<f64, String> {
     let w = model.weights();
     let isa = Isa::detect();
+    // Each weight as the forward pass reads it (its packed copy when the model has one).
     let run = |l: &inference_core::model::Linear<'_>, n: usize| -> Result<(), String> {
         let x = vec![0.5f32; n * l.cols];
         let mut out = vec![0.0f32; n * l.rows];
-        matmul(&l.weight, &x, n, &mut out, RowSelection::All, isa, par).map_err(|e| e.to_string())
+        MatmulContext::new(isa, par)
+            .run_packed(
+                &l.weight,
+                l.packed.as_deref(),
+                &x,
+                n,
+                &mut out,
+                RowSelection::All,
+            )
+            .map_err(|e| e.to_string())
     };
     best_of(reps, || {
         for lw in &w.layers {
