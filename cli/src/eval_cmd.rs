@@ -32,6 +32,8 @@ pub(crate) const EVAL_USAGE: &str =
   [--examples policy,reversed,none]  the policy's examples, the same last first, or none
   [--add-examples ID,...]  these dataset rows, in this order, after the policy's examples (not scored)
   [--question Q]   ask Q after the action in place of the policy's question (names both label words)
+  [--retrieve K]   show each row its K most similar rows of the other --cv folds (word overlap) as
+                   labelled exchanges right before it (per-verdict examples; an experiment)
   [--calibration shared,per-tool]  content-free inputs: the shared ones, each tool's empty call, or
                    both as separate settings (default: the policy's [gate] calibration)
   [--threshold T]   (default: the policy's gate threshold)
@@ -123,6 +125,7 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         "--add-examples",
         "--question",
         "--calibration",
+        "--retrieve",
     ];
     let args = Args::parse(raw, &with_value)?;
     if let Some(file) = args.get("--scores-in") {
@@ -199,6 +202,18 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         .iter()
         .map(|r| prefilter(&r.action).action.prompt_text())
         .collect();
+    // `--retrieve K`: each row's K nearest rows of the other folds as per-verdict examples.
+    let retrieve: usize = args.number("--retrieve", 0usize)?;
+    let neighbours = match retrieve {
+        0 => Vec::new(),
+        k => {
+            let folds = args.number("--cv", 5usize)?.max(2);
+            for p in prefixes.iter_mut() {
+                p.examples_name = format!("{} + {k} nearest", p.examples_name);
+            }
+            crate::eval_retrieve::neighbour_examples(&texts, &truth, k, folds)
+        }
+    };
     let mut report = Report::new(dataset, path, &truth, template.name(), threshold);
     let mut cache = CalibrationCache::new();
     for p in &prefixes {
@@ -211,7 +226,10 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         let mut lat = Vec::with_capacity(rows.len());
         for (i, text) in texts.iter().enumerate() {
             let t = Instant::now();
-            let r = gate.raw_probs(text);
+            let r = match neighbours.get(i) {
+                Some(exs) => gate.raw_probs_after(exs, text),
+                None => gate.raw_probs(text),
+            };
             lat.push(t.elapsed().as_secs_f64() * 1e3);
             raws.push(r.map_err(|e| format!("{}: {e}", rows[i].id))?);
             if (i + 1) % 50 == 0 {

@@ -6,6 +6,7 @@ mod eval_cmd;
 mod eval_generate;
 mod eval_injection;
 mod eval_report;
+mod eval_retrieve;
 mod eval_rows;
 mod eval_scores;
 mod eval_whole_gate;

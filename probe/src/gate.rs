@@ -6,7 +6,7 @@ use crate::calibration::{
 };
 use crate::json::Value;
 use crate::primitives::classify_tokens;
-use crate::prompt::{resolve_labels, PromptSpec, ResolvedLabels};
+use crate::prompt::{resolve_labels, Example, PromptSpec, ResolvedLabels};
 use crate::{LogitModel, ProbeError};
 use alloc::collections::BTreeMap;
 use alloc::format;
@@ -154,6 +154,21 @@ impl<'m, M: LogitModel> ProbeGate<'m, M> {
         let suffix = self
             .model
             .tokenize_continuation(&self.spec.suffix(action_text))?;
+        let (_, p) = classify_tokens(self.model, &self.prefix, &suffix, &self.labels.ids)?;
+        Ok([p[0], p[1]])
+    }
+
+    /// [`ProbeGate::raw_probs`] with `examples` shown as earlier exchanges between the prefix and
+    /// the action (per-verdict examples, such as the labelled calls most like this one; they cost
+    /// their tokens in every verdict, where the prefix's examples are paid once).
+    pub fn raw_probs_after(
+        &self,
+        examples: &[Example],
+        action_text: &str,
+    ) -> Result<[f32; 2], ProbeError> {
+        let mut text = self.spec.example_turns(examples, &self.labels);
+        text.push_str(&self.spec.suffix(action_text));
+        let suffix = self.model.tokenize_continuation(&text)?;
         let (_, p) = classify_tokens(self.model, &self.prefix, &suffix, &self.labels.ids)?;
         Ok([p[0], p[1]])
     }

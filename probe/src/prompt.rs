@@ -240,7 +240,14 @@ impl PromptSpec {
             system.push_str(&self.policy_text);
         }
         let mut out = self.template.system(&system);
-        for ex in &self.examples {
+        out.push_str(&self.example_turns(&self.examples, labels));
+        out
+    }
+
+    /// `examples` as earlier exchanges: each asked as an item is, then answered with its label.
+    pub fn example_turns(&self, examples: &[Example], labels: &ResolvedLabels) -> String {
+        let mut out = String::new();
+        for ex in examples {
             out.push_str(&self.template.question_turn(&self.question_body(&ex.action)));
             let label = &labels.texts[if ex.dangerous { 0 } else { 1 }];
             out.push_str(label);
