@@ -146,6 +146,11 @@ fn a_packed_model_gives_the_logits_of_the_unpacked_one() {
         } else {
             assert_eq!(added, 0, "nothing to pack without the AVX2 tile");
         }
+        assert_eq!(
+            packed.pack_for_prefill(),
+            0,
+            "{ty:?}: a second call packs nothing"
+        );
         assert_same_bits(
             &logits(&packed, &tokens),
             &logits(&plain, &tokens),

@@ -14,12 +14,13 @@ pub use compat::Arithmetic;
 pub use config::{Arch, Config, LayerAttention};
 pub use weights::{LayerWeights, Linear, Weights};
 
-use crate::gguf::{Gguf, GgufError};
-use crate::kernels::Isa;
+use crate::gguf::{Gguf, GgufError, TensorInfo};
+use crate::kernels::{Isa, K8Packed};
 use crate::parallel::{Parallel, Sequential};
 use crate::tokenizer::{Tokenizer, TokenizerError};
 use alloc::boxed::Box;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 use ops::Rope;
@@ -168,13 +169,38 @@ impl<'a> Model<'a> {
     /// Regroups the K-quant (Q4_K, Q6_K) block weights for the AVX2 prefill tile
     /// ([`crate::kernels::K8Packed`]): a one-time cost at load and about one more copy of those
     /// weights in memory, for faster multi-token passes (prompts, verdicts); results are
-    /// bit-identical. Does nothing without AVX2 (where the tile does not run). Returns the bytes
-    /// added.
+    /// bit-identical. Does nothing without AVX2 (where the tile does not run). Packs on the
+    /// model's threads (call [`Model::set_parallel`] first). Returns the bytes added.
     pub fn pack_for_prefill(&mut self) -> usize {
         if self.isa != Isa::Avx2 {
             return 0;
         }
+        // The weights not packed yet (a second call adds nothing), in the order assigned below.
+        let todo = |l: &Linear<'a>| l.packed.is_none().then_some(l.weight);
+        let infos: Vec<Option<TensorInfo<'a>>> = self
+            .weights
+            .layers
+            .iter()
+            .flat_map(|lw| {
+                [
+                    todo(&lw.wq),
+                    todo(&lw.wk),
+                    todo(&lw.wv),
+                    todo(&lw.wo),
+                    todo(&lw.ffn_gate),
+                    todo(&lw.ffn_up),
+                    todo(&lw.ffn_down),
+                ]
+            })
+            .collect();
+        // One task per weight across the pool; each result in its own slot.
+        let packed: Vec<spin::Mutex<Option<K8Packed>>> =
+            infos.iter().map(|_| spin::Mutex::new(None)).collect();
+        self.par.for_each(infos.len(), &|i| {
+            *packed[i].lock() = infos[i].as_ref().and_then(K8Packed::new);
+        });
         let mut added = 0;
+        let mut slots = packed.into_iter();
         for lw in &mut self.weights.layers {
             for l in [
                 &mut lw.wq,
@@ -185,11 +211,9 @@ impl<'a> Model<'a> {
                 &mut lw.ffn_up,
                 &mut lw.ffn_down,
             ] {
-                if l.packed.is_none() {
-                    if let Some(p) = crate::kernels::K8Packed::new(&l.weight) {
-                        added += p.bytes();
-                        l.packed = Some(alloc::sync::Arc::new(p));
-                    }
+                if let Some(p) = slots.next().and_then(spin::Mutex::into_inner) {
+                    added += p.bytes();
+                    l.packed = Some(Arc::new(p));
                 }
             }
         }
