@@ -1,7 +1,7 @@
 //! `cargo xtask bench`: prompt processing and decode at 1 and 2 threads, measured in-process by the
 //! release CLI (`probevisor bench-internal`), next to llama-bench's figures in the same run when a
 //! llama-bench binary is found (LLAMA_BENCH, PATH, or the copy built by
-//! /work/shared/tools/setup-llamacpp.sh). Two models: SmolLM2-135M Q4_1 (pp64/128/512, tg32) and
+//! ../shared/tools/setup-llamacpp.sh, which the bench runs itself when there is none). Two models: SmolLM2-135M Q4_1 (pp64/128/512, tg32) and
 //! Qwen2.5-Coder-1.5B Q4_K_M (pp128, tg32, and the verdict: a 40-token action evaluated on a fork
 //! of a cached 2037-token prefix, asking only for the 2 label rows, against llama.cpp evaluating the
 //! same 40 tokens and the whole 2077-token prompt). Writes the tables to docs/benchmarks.md.
@@ -158,6 +158,31 @@ fn find_llama_bench() -> Option<PathBuf> {
         ".cache/probevisor-peer/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin/llama-bench",
     );
     cached.is_file().then_some(cached)
+}
+
+/// Builds the peer with the shared setup script when none is found (a fresh machine): about 5
+/// minutes once, then cached. The script's `pip download` of the sdist prepares its metadata, which
+/// needs scikit-build-core, so that is installed first (best effort). None when it cannot be built.
+fn build_llama_bench() -> Option<PathBuf> {
+    let script = workspace_root().join("../shared/tools/setup-llamacpp.sh");
+    if !script.is_file() {
+        return None;
+    }
+    println!(
+        "bench: building llama-bench with {} (about 5 minutes, cached)...",
+        script.display()
+    );
+    let _ = run_status(Command::new("pip").args(["install", "-q", "scikit-build-core"]));
+    match run_output(Command::new("bash").arg(&script)) {
+        Ok(out) => {
+            let path = PathBuf::from(out.lines().last()?.trim());
+            path.is_file().then_some(path)
+        }
+        Err(e) => {
+            println!("bench: {e}");
+            None
+        }
+    }
 }
 
 fn cpu_name() -> String {
@@ -388,10 +413,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     run_status(cargo().args(["build", "--release", "-p", "probevisor-cli"]))?;
     let cli = target_dir().join("release/probevisor");
-    let peer = find_llama_bench();
+    let peer = find_llama_bench().or_else(build_llama_bench);
     if peer.is_none() {
         println!(
-            "bench: no llama-bench (set LLAMA_BENCH or run /work/shared/tools/setup-llamacpp.sh)"
+            "bench: no llama-bench (set LLAMA_BENCH or run ../shared/tools/setup-llamacpp.sh): \
+             probevisor's figures only"
         );
     }
     let path = workspace_root().join("docs/benchmarks.md");
