@@ -288,17 +288,17 @@ fn y_bsum_pair(y: &BlockQ8K, p: usize) -> __m256i {
 /// bias pairs x block sums).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn superblock_sums<const K6: bool>(
+fn superblock_sums<const K6: bool, const T: usize>(
     dec: &Interleaved,
-    ys: &[&BlockQ8K; TOKENS],
-) -> ([__m256i; TOKENS], [__m256i; TOKENS]) {
-    let mut sumi = [_mm256_setzero_si256(); TOKENS];
+    ys: &[&BlockQ8K; T],
+) -> ([__m256i; T], [__m256i; T]) {
+    let mut sumi = [_mm256_setzero_si256(); T];
     // Quads summed in i16 before a scale: 8 (one 32-value sub-block) for Q4_K, 2 for Q6_K.
     let (per_scale, span) = if K6 { (2, 4) } else { (8, 8) };
     for s in 0..64 / span {
         for half in 0..span / per_scale {
             let v0 = s * span + half * per_scale;
-            let mut a16 = [_mm256_setzero_si256(); TOKENS];
+            let mut a16 = [_mm256_setzero_si256(); T];
             for v in v0..v0 + per_scale {
                 let w = dec.q[v];
                 for (a, y) in a16.iter_mut().zip(ys) {
@@ -310,7 +310,7 @@ fn superblock_sums<const K6: bool>(
             }
         }
     }
-    let mut bias = [_mm256_setzero_si256(); TOKENS];
+    let mut bias = [_mm256_setzero_si256(); T];
     for p in 0..8 {
         for (b, y) in bias.iter_mut().zip(ys) {
             *b = _mm256_add_epi32(*b, _mm256_madd_epi16(dec.bias[p], y_bsum_pair(y, p)));
@@ -397,6 +397,12 @@ fn rows8<const K6: bool>(w: K8Rows<'_>, a: &[BlockQ8K], stride: usize, n: usize,
         }
         // Superblock i of every token, contiguous.
         let col = &a[i * stride..i * stride + n];
+        if n == 1 {
+            // One token (decode): no group to fill.
+            let (sumi, bias) = superblock_sums::<K6, 1>(&dec, &[&col[0]]);
+            acc[0] = fold::<K6>(acc[0], &dec, sumi[0], bias[0], col[0].d);
+            continue;
+        }
         let mut c = 0;
         while c < n {
             let m = (n - c).min(TOKENS);
@@ -405,7 +411,7 @@ fn rows8<const K6: bool>(w: K8Rows<'_>, a: &[BlockQ8K], stride: usize, n: usize,
             for (j, y) in ys.iter_mut().enumerate().skip(1) {
                 *y = &col[c + j.min(m - 1)];
             }
-            let (sumi, bias) = superblock_sums::<K6>(&dec, &ys);
+            let (sumi, bias) = superblock_sums::<K6, TOKENS>(&dec, &ys);
             for j in 0..m {
                 acc[c + j] = fold::<K6>(acc[c + j], &dec, sumi[j], bias[j], ys[j].d);
             }

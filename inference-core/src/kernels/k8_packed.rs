@@ -11,7 +11,8 @@
 //! - the superblock factors as f32 (exact: every f16 is an f32).
 //!
 //! The tile reads the same values either way, so its results are bit-identical with and without
-//! packing (`tests/quant_kernels.rs` checks it). The packed copy is extra memory (about the size of
+//! packing (`tests/packed_weights.rs` checks it). With a packed copy a single token (decode) takes
+//! the tile too: each row group's records are one contiguous stream. The packed copy is extra memory (about the size of
 //! the weights) and is opt-in: `Model::pack_for_prefill`.
 
 use crate::gguf::{GgmlType, TensorInfo};

@@ -185,7 +185,11 @@ impl<'p> MatmulContext<'p> {
             let row_len = j0.w.row_len();
             if self.isa == Isa::Avx2
                 && jobs.iter().all(|j| j.w.row_len() == row_len)
-                && matmul_k8::takes(jobs.iter().map(|j| j.w.ty), row_len, n_tokens)
+                && (matmul_k8::takes(jobs.iter().map(|j| j.w.ty), row_len, n_tokens)
+                    || matmul_k8::takes_packed_token(
+                        jobs.iter().map(|j| (j.w, j.packed)),
+                        n_tokens,
+                    ))
             {
                 for j in jobs.iter() {
                     selected_rows(j.w, x, n_tokens, j.out, RowSelection::All)?;
@@ -248,7 +252,11 @@ impl<'p> MatmulContext<'p> {
         let out_ptr = OutPtr(out.as_mut_ptr());
         // K-quants with several tokens: the 8-row tile computes every selected row.
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-        if isa == Isa::Avx2 && matmul_k8::takes([w.ty], row_len, n_tokens) {
+        if isa == Isa::Avx2
+            && (matmul_k8::takes([w.ty], row_len, n_tokens)
+                || (matches!(rows, RowSelection::All)
+                    && matmul_k8::takes_packed_token([(w, packed)].into_iter(), n_tokens)))
+        {
             let job = K8Weight {
                 w,
                 packed,

@@ -1,6 +1,7 @@
 //! The K-quant (Q4_K, Q6_K) matmul for several tokens on AVX2: activations quantised once to
 //! superblock-major Q8_K, then 8-row groups of every weight that reads them split across the
 //! threads in one job (so Q, K and V, or gate and up, share one quantisation and one dispatch).
+//! One token takes it too when every weight has a packed copy (`K8Packed`).
 
 use super::avx2_k8::{rows8_q4_k_q8_k, rows8_q6_k_q8_k, K8Rows, K8_ROWS, KT_MAX};
 use super::k8_packed::K8Packed;
@@ -32,6 +33,15 @@ pub(super) fn takes(
         && types
             .into_iter()
             .all(|t| matches!(t, GgmlType::Q4_K | GgmlType::Q6_K))
+}
+
+/// Whether the tile takes one token of weights that all have a packed copy of every row (decode:
+/// the records are read as one stream per row group).
+pub(super) fn takes_packed_token<'p>(
+    mut weights: impl Iterator<Item = (&'p TensorInfo<'p>, Option<&'p K8Packed>)>,
+    n_tokens: usize,
+) -> bool {
+    n_tokens == 1 && weights.all(|(w, p)| p.is_some_and(|p| p.fits(w)))
 }
 
 /// `out[t * n_sel + j] = dot(row j of w, x[t])` for every weight of `jobs` (shapes checked, AVX2

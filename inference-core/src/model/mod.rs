@@ -168,7 +168,7 @@ impl<'a> Model<'a> {
 
     /// Regroups the K-quant (Q4_K, Q6_K) block weights for the AVX2 prefill tile
     /// ([`crate::kernels::K8Packed`]): a one-time cost at load and about one more copy of those
-    /// weights in memory, for faster multi-token passes (prompts, verdicts); results are
+    /// weights in memory, for faster prompts, verdicts and decoding; results are
     /// bit-identical. Does nothing without AVX2 (where the tile does not run). Packs on the
     /// model's threads (call [`Model::set_parallel`] first). Returns the bytes added.
     pub fn pack_for_prefill(&mut self) -> usize {
