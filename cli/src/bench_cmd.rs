@@ -111,15 +111,7 @@ fn matmul_seconds(
     };
     best_of(reps, || {
         for lw in &w.layers {
-            for l in [
-                &lw.wq,
-                &lw.wk,
-                &lw.wv,
-                &lw.wo,
-                &lw.ffn_gate,
-                &lw.ffn_up,
-                &lw.ffn_down,
-            ] {
+            for l in lw.linears() {
                 run(l, n)?;
             }
         }

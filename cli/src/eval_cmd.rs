@@ -445,7 +445,7 @@ fn add_cvs(
             .iter()
             .map(|s| s.scores.clone())
             .collect();
-        let cv = cross_validate(&candidates, truth, k, 0x5eed)
+        let cv = cross_validate(&candidates, truth, k, crate::eval_retrieve::FOLD_SEED)
             .ok_or("--cv: nothing to cross-validate")?;
         let every: Vec<usize> = (0..truth.len()).collect();
         let frozen = choose(&candidates, truth, &every).ok_or("--cv: no choice")?;

@@ -8,7 +8,7 @@ use probe::crossval::stratified_folds;
 use probe::prompt::Example;
 use std::collections::BTreeSet;
 
-/// The fold seed of `eval --cv` (so a row's neighbours come from its training folds).
+/// The fold seed of `eval --cv`: one constant, so a row's neighbours come from its training folds.
 pub const FOLD_SEED: u64 = 0x5eed;
 
 /// Lower-case words and numbers of `text`, as a set.

@@ -210,9 +210,7 @@ impl Interleaved {
             self.bias[p] = _mm256_sub_epi16(zero, _mm256_slli_epi16(pair, 5));
         }
     }
-}
 
-impl Interleaved {
     /// [`Interleaved::load_q4_k`] from a packed record (the same values, without the transposes).
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]

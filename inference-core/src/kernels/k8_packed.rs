@@ -16,6 +16,7 @@
 //! the weights) and is opt-in: `Model::pack_for_prefill`.
 
 use crate::gguf::{GgmlType, TensorInfo};
+use crate::quant::dequant_internals::q4_k_scale_min;
 use crate::quant::f16_at;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -156,18 +157,8 @@ fn transpose_bytes(cols: [[u8; 8]; GROUP_ROWS], rec: &mut [u8], at: usize) {
 
 /// The 8 six-bit scales and 8 six-bit mins of a Q4_K superblock (ggml's `get_scale_min_k4`).
 fn q4_k_scales_mins(b: &[u8]) -> ([u8; 8], [u8; 8]) {
-    let s = &b[4..16];
-    let (mut sc, mut m) = ([0u8; 8], [0u8; 8]);
-    for j in 0..8 {
-        if j < 4 {
-            sc[j] = s[j] & 63;
-            m[j] = s[j + 4] & 63;
-        } else {
-            sc[j] = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
-            m[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-        }
-    }
-    (sc, m)
+    let pairs: [(u8, u8); 8] = core::array::from_fn(|j| q4_k_scale_min(j, &b[4..16]));
+    (pairs.map(|p| p.0), pairs.map(|p| p.1))
 }
 
 fn put_f32s(rec: &mut [u8], at: usize, v: impl Iterator<Item = f32>) {

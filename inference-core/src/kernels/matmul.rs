@@ -183,22 +183,27 @@ impl<'p> MatmulContext<'p> {
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
         if let Some(j0) = jobs.first() {
             let row_len = j0.w.row_len();
+            let usable: Vec<Option<&K8Packed>> = jobs
+                .iter()
+                .map(|j| matmul_k8::usable(j.w, j.packed, RowSelection::All))
+                .collect();
             if self.isa == Isa::Avx2
                 && jobs.iter().all(|j| j.w.row_len() == row_len)
-                && (matmul_k8::takes(jobs.iter().map(|j| j.w.ty), row_len, n_tokens)
-                    || matmul_k8::takes_packed_token(
-                        jobs.iter().map(|j| (j.w, j.packed)),
-                        n_tokens,
-                    ))
+                && matmul_k8::takes(
+                    jobs.iter().zip(&usable).map(|(j, p)| (j.w.ty, p.is_some())),
+                    row_len,
+                    n_tokens,
+                )
             {
                 for j in jobs.iter() {
                     selected_rows(j.w, x, n_tokens, j.out, RowSelection::All)?;
                 }
                 let weights: Vec<K8Weight<'_>> = jobs
                     .iter_mut()
-                    .map(|j| K8Weight {
+                    .zip(usable)
+                    .map(|(j, packed)| K8Weight {
                         w: j.w,
-                        packed: j.packed,
+                        packed,
                         rows: RowSelection::All,
                         n_sel: j.w.n_rows(),
                         out: OutPtr(j.out.as_mut_ptr()),
@@ -250,22 +255,22 @@ impl<'p> MatmulContext<'p> {
         let row_bytes = w.row_bytes();
         let row = |j: usize| rows.row(w, row_bytes, j);
         let out_ptr = OutPtr(out.as_mut_ptr());
-        // K-quants with several tokens: the 8-row tile computes every selected row.
+        // K-quants with several tokens (or one, with a packed copy): the 8-row tile computes every
+        // selected row.
         #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
-        if isa == Isa::Avx2
-            && (matmul_k8::takes([w.ty], row_len, n_tokens)
-                || (matches!(rows, RowSelection::All)
-                    && matmul_k8::takes_packed_token([(w, packed)].into_iter(), n_tokens)))
-        {
-            let job = K8Weight {
-                w,
-                packed,
-                rows,
-                n_sel,
-                out: out_ptr,
-            };
-            matmul_k8::run(&mut self.q8k, par, x, row_len, n_tokens, &[job]);
-            return Ok(());
+        if isa == Isa::Avx2 {
+            let packed = matmul_k8::usable(w, packed, rows);
+            if matmul_k8::takes([(w.ty, packed.is_some())], row_len, n_tokens) {
+                let job = K8Weight {
+                    w,
+                    packed,
+                    rows,
+                    n_sel,
+                    out: out_ptr,
+                };
+                matmul_k8::run(&mut self.q8k, par, x, row_len, n_tokens, &[job]);
+                return Ok(());
+            }
         }
         let acts = QuantizedActs::quantize(w.ty, x, row_len)?;
         let n_tiles = n_sel.div_ceil(ROW_TILE);

@@ -15,33 +15,36 @@ use alloc::vec::Vec;
 /// and the output by the caller) and where their results go.
 pub(super) struct K8Weight<'a> {
     pub w: &'a TensorInfo<'a>,
-    /// Its packed copy, used when every row is selected and it [`K8Packed::fits`] the weight.
+    /// Its packed copy, already checked by [`usable`].
     pub packed: Option<&'a K8Packed>,
     pub rows: RowSelection<'a>,
     pub n_sel: usize,
     pub out: OutPtr,
 }
 
-/// Whether the 8-row tile takes these weights for `n_tokens` tokens of `row_len` values.
+/// Whether the 8-row tile takes these weights (type, and whether a usable packed copy comes with
+/// it) for `n_tokens` tokens of `row_len` values: several tokens of K-quant weights, or one token
+/// when every weight has a packed copy (decode: each row group's records are one stream).
 pub(super) fn takes(
-    types: impl IntoIterator<Item = GgmlType>,
+    weights: impl IntoIterator<Item = (GgmlType, bool)>,
     row_len: usize,
     n_tokens: usize,
 ) -> bool {
-    n_tokens >= 2
+    n_tokens >= 1
         && row_len.is_multiple_of(QK_K)
-        && types
-            .into_iter()
-            .all(|t| matches!(t, GgmlType::Q4_K | GgmlType::Q6_K))
+        && weights.into_iter().all(|(t, packed)| {
+            matches!(t, GgmlType::Q4_K | GgmlType::Q6_K) && (n_tokens >= 2 || packed)
+        })
 }
 
-/// Whether the tile takes one token of weights that all have a packed copy of every row (decode:
-/// the records are read as one stream per row group).
-pub(super) fn takes_packed_token<'p>(
-    mut weights: impl Iterator<Item = (&'p TensorInfo<'p>, Option<&'p K8Packed>)>,
-    n_tokens: usize,
-) -> bool {
-    n_tokens == 1 && weights.all(|(w, p)| p.is_some_and(|p| p.fits(w)))
+/// `packed` when the tile may read it for `w`'s selected `rows`: every row selected and the copy
+/// [`K8Packed::fits`] the weight.
+pub(super) fn usable<'p>(
+    w: &TensorInfo<'_>,
+    packed: Option<&'p K8Packed>,
+    rows: RowSelection<'_>,
+) -> Option<&'p K8Packed> {
+    packed.filter(|p| matches!(rows, RowSelection::All) && p.fits(w))
 }
 
 /// `out[t * n_sel + j] = dot(row j of w, x[t])` for every weight of `jobs` (shapes checked, AVX2
@@ -72,9 +75,6 @@ pub(super) fn run(
             }
             let row_bytes = job.w.row_bytes();
             let row = |j: usize| job.rows.row(job.w, row_bytes, j);
-            let packed = job
-                .packed
-                .filter(|p| matches!(job.rows, RowSelection::All) && p.fits(job.w));
             let groups = a - first[i]..b - first[i];
             rows8(
                 job.w.ty,
@@ -83,7 +83,7 @@ pub(super) fn run(
                 job.n_sel,
                 groups,
                 row,
-                packed,
+                job.packed,
                 |t, j, v: &[f32]| {
                     // SAFETY: t < n_tokens and j + v.len() <= n_sel, inside this weight's output
                     // (checked by the caller); only this task writes the columns of its row groups.

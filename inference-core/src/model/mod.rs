@@ -176,22 +176,11 @@ impl<'a> Model<'a> {
             return 0;
         }
         // The weights not packed yet (a second call adds nothing), in the order assigned below.
-        let todo = |l: &Linear<'a>| l.packed.is_none().then_some(l.weight);
         let infos: Vec<Option<TensorInfo<'a>>> = self
             .weights
             .layers
             .iter()
-            .flat_map(|lw| {
-                [
-                    todo(&lw.wq),
-                    todo(&lw.wk),
-                    todo(&lw.wv),
-                    todo(&lw.wo),
-                    todo(&lw.ffn_gate),
-                    todo(&lw.ffn_up),
-                    todo(&lw.ffn_down),
-                ]
-            })
+            .flat_map(|lw| lw.linears().map(|l| l.packed.is_none().then_some(l.weight)))
             .collect();
         // One task per weight across the pool; each result in its own slot.
         let packed: Vec<spin::Mutex<Option<K8Packed>>> =
@@ -200,21 +189,15 @@ impl<'a> Model<'a> {
             *packed[i].lock() = infos[i].as_ref().and_then(K8Packed::new);
         });
         let mut added = 0;
-        let mut slots = packed.into_iter();
-        for lw in &mut self.weights.layers {
-            for l in [
-                &mut lw.wq,
-                &mut lw.wk,
-                &mut lw.wv,
-                &mut lw.wo,
-                &mut lw.ffn_gate,
-                &mut lw.ffn_up,
-                &mut lw.ffn_down,
-            ] {
-                if let Some(p) = slots.next().and_then(spin::Mutex::into_inner) {
-                    added += p.bytes();
-                    l.packed = Some(Arc::new(p));
-                }
+        let linears = self
+            .weights
+            .layers
+            .iter_mut()
+            .flat_map(|lw| lw.linears_mut());
+        for (l, slot) in linears.zip(packed) {
+            if let Some(p) = slot.into_inner() {
+                added += p.bytes();
+                l.packed = Some(Arc::new(p));
             }
         }
         added

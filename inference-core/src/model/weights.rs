@@ -51,6 +51,34 @@ pub struct LayerWeights<'a> {
     pub post_ffn_norm: Option<Vec<f32>>,
 }
 
+impl<'a> LayerWeights<'a> {
+    /// The block's seven weight matrices (Q, K, V, attention output, gate, up, down).
+    pub fn linears(&self) -> [&Linear<'a>; 7] {
+        [
+            &self.wq,
+            &self.wk,
+            &self.wv,
+            &self.wo,
+            &self.ffn_gate,
+            &self.ffn_up,
+            &self.ffn_down,
+        ]
+    }
+
+    /// [`LayerWeights::linears`], mutable.
+    pub fn linears_mut(&mut self) -> [&mut Linear<'a>; 7] {
+        [
+            &mut self.wq,
+            &mut self.wk,
+            &mut self.wv,
+            &mut self.wo,
+            &mut self.ffn_gate,
+            &mut self.ffn_up,
+            &mut self.ffn_down,
+        ]
+    }
+}
+
 /// All tensors of a model.
 #[derive(Clone, Debug)]
 pub struct Weights<'a> {
