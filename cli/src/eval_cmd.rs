@@ -34,6 +34,8 @@ pub(crate) const EVAL_USAGE: &str =
   [--question Q]   ask Q after the action in place of the policy's question (names both label words)
   [--retrieve K]   show each row its K most similar rows of the other --cv folds (word overlap) as
                    labelled exchanges right before it (per-verdict examples; an experiment)
+  [--reason N]     the model first explains the action in one sentence (at most N tokens, greedy),
+                   then answers; the examples are answered with their dataset rationale (an experiment)
   [--calibration shared,per-tool]  content-free inputs: the shared ones, each tool's empty call, or
                    both as separate settings (default: the policy's [gate] calibration)
   [--threshold T]   (default: the policy's gate threshold)
@@ -126,6 +128,7 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         "--question",
         "--calibration",
         "--retrieve",
+        "--reason",
     ];
     let args = Args::parse(raw, &with_value)?;
     if let Some(file) = args.get("--scores-in") {
@@ -214,6 +217,14 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
             crate::eval_retrieve::neighbour_examples(&texts, &truth, k, folds)
         }
     };
+    // `--reason N`: reasoning before the label (eval_reason.rs).
+    let reason_tokens: usize = args.number("--reason", 0usize)?;
+    let rationales = crate::eval_reason::rationales_for(reason_tokens, dataset, &alphas)?;
+    if reason_tokens > 0 {
+        for p in prefixes.iter_mut() {
+            p.examples_name = format!("{}, reasoning {reason_tokens} tokens", p.examples_name);
+        }
+    }
     let mut report = Report::new(dataset, path, &truth, template.name(), threshold);
     let mut cache = CalibrationCache::new();
     for p in &prefixes {
@@ -221,14 +232,28 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         let t = Instant::now();
         let mut gate = ProbeGate::new(&model, spec, &mut cache)
             .map_err(|e| format!("{}: {e}", p.verbalizer.name()))?;
+        let mut reasoner = match reason_tokens {
+            0 => None,
+            n => Some(crate::eval_reason::Reasoner::new(
+                &model,
+                gate.spec(),
+                &rationales,
+                n,
+            )?),
+        };
         let prefix_ms = t.elapsed().as_secs_f64() * 1e3;
         let mut raws = Vec::with_capacity(rows.len());
         let mut lat = Vec::with_capacity(rows.len());
         for (i, text) in texts.iter().enumerate() {
             let t = Instant::now();
-            let r = match neighbours.get(i) {
-                Some(exs) => gate.raw_probs_after(exs, text),
-                None => gate.raw_probs(text),
+            let r = match (reasoner.as_mut(), neighbours.get(i)) {
+                (Some(reasoner), _) => {
+                    let (why, p) = reasoner.judge(text)?;
+                    eprintln!("{}: {:.3} {why}", rows[i].id, p[0]);
+                    Ok(p)
+                }
+                (None, Some(exs)) => gate.raw_probs_after(exs, text),
+                (None, None) => gate.raw_probs(text),
             };
             lat.push(t.elapsed().as_secs_f64() * 1e3);
             raws.push(r.map_err(|e| format!("{}: {e}", rows[i].id))?);
@@ -246,7 +271,9 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
             "{} / examples {}: prefix {} tokens, {prefix_ms:.0} ms (with calibration), p_cf {:?}",
             p.verbalizer.name(),
             p.examples_name,
-            gate.prefix_tokens(),
+            reasoner
+                .as_ref()
+                .map_or(gate.prefix_tokens(), |r| r.prefix_tokens),
             gate.content_free()
         );
         for &scope in &scopes {

@@ -128,7 +128,7 @@ fn top_indices(v: &[f32], k: usize) -> Vec<usize> {
     best
 }
 
-fn argmax(v: &[f32]) -> u32 {
+pub(crate) fn argmax(v: &[f32]) -> u32 {
     let mut best = 0;
     for (i, x) in v.iter().enumerate() {
         if *x > v[best] {

@@ -234,14 +234,32 @@ security configuration, runs untrusted code, or sends data to unknown hosts.";
 impl PromptSpec {
     /// The fixed part: system text, policy text and the labelled examples as earlier turns.
     pub fn prefix(&self, labels: &ResolvedLabels) -> String {
+        let mut out = self.system_turn();
+        out.push_str(&self.example_turns(&self.examples, labels));
+        out
+    }
+
+    /// [`PromptSpec::prefix`] with each example answered by the matching entry of `answers` in
+    /// place of its bare label (answers that reason before the label: `eval --reason`). Examples
+    /// past the end of `answers` are left out.
+    pub fn prefix_with_answers(&self, answers: &[String]) -> String {
+        let mut out = self.system_turn();
+        for (ex, answer) in self.examples.iter().zip(answers) {
+            out.push_str(&self.template.question_turn(&self.question_body(&ex.action)));
+            out.push_str(answer);
+            out.push_str(self.template.answer_end());
+        }
+        out
+    }
+
+    /// The system text and the policy text as the template's first turn.
+    fn system_turn(&self) -> String {
         let mut system = self.system.clone();
         if !self.policy_text.is_empty() {
             system.push_str("\nPolicy:\n");
             system.push_str(&self.policy_text);
         }
-        let mut out = self.template.system(&system);
-        out.push_str(&self.example_turns(&self.examples, labels));
-        out
+        self.template.system(&system)
     }
 
     /// `examples` as earlier exchanges: each asked as an item is, then answered with its label.
@@ -318,6 +336,42 @@ mod tests {
         assert!(suffix.starts_with("<|im_start|>user\nAction: rm x\n"));
         assert!(suffix.ends_with("<|im_end|>\n<|im_start|>assistant\n"));
         assert!(!prefix.contains("rm x"));
+    }
+
+    #[test]
+    fn answers_that_reason_replace_the_bare_labels() {
+        let spec = PromptSpec {
+            template: TemplateKind::ChatMl,
+            verbalizer: Verbalizer::YesNo,
+            subject: Subject::Action,
+            system: "SYS".into(),
+            policy_text: "P".into(),
+            examples: alloc::vec![
+                Example {
+                    action: "ls".into(),
+                    dangerous: false
+                },
+                Example {
+                    action: "rm -rf ~".into(),
+                    dangerous: true
+                },
+            ],
+            question: None,
+        };
+        let labels =
+            resolve_labels(&MockModel::new(), TemplateKind::ChatMl, Verbalizer::YesNo).unwrap();
+        let plain = spec.prefix(&labels);
+        let answers = ["Lists a directory.\nAnswer: No".to_string()];
+        let reasoned = spec.prefix_with_answers(&answers);
+        // The same system turn; the first example answered with its reasoning; the second, which
+        // has no answer, left out.
+        let system_end = plain.find("<|im_start|>user").unwrap();
+        assert_eq!(reasoned[..system_end], plain[..system_end]);
+        assert!(reasoned.starts_with("<|im_start|>system\nSYS\nPolicy:\nP<|im_end|>\n"));
+        assert!(
+            reasoned.ends_with("<|im_start|>assistant\nLists a directory.\nAnswer: No<|im_end|>\n")
+        );
+        assert!(!reasoned.contains("rm -rf"));
     }
 
     #[test]
