@@ -1,8 +1,8 @@
 //! What every guest needs whatever the backend: its RAM (with the boot structures and the loaded
 //! image) and the frames of its second-level page tables (EPT for VT-x, NPT for SVM), both from the
 //! heap. The heap is identity-mapped (physical = virtual), so an address is both. One frame allocator
-//! serves both backends: it implements `vmx::ept::FrameAllocator` and `svm::npt::FrameAllocator`,
-//! which ask the same three things.
+//! serves both backends: it implements `slat::FrameAllocator`, the trait that `vmx::ept` and
+//! `svm::npt` both re-export.
 
 use crate::guest_memory;
 use alloc::alloc::{alloc_zeroed, Layout};
@@ -95,19 +95,7 @@ impl TableFrames {
     }
 }
 
-impl vmx::ept::FrameAllocator for TableFrames {
-    fn alloc_zeroed_frame(&mut self) -> Option<u64> {
-        self.alloc()
-    }
-    fn phys_to_virt(&self, phys: u64) -> Option<&[u64; 512]> {
-        self.table(phys)
-    }
-    fn phys_to_virt_mut(&mut self, phys: u64) -> Option<&mut [u64; 512]> {
-        self.table_mut(phys)
-    }
-}
-
-impl svm::npt::FrameAllocator for TableFrames {
+impl slat::FrameAllocator for TableFrames {
     fn alloc_zeroed_frame(&mut self) -> Option<u64> {
         self.alloc()
     }
