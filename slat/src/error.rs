@@ -43,14 +43,46 @@ impl fmt::Display for SlatError {
     }
 }
 
-/// Implements `From<SlatError>` and `Display` for a format's own error enum, which must have every
-/// [`SlatError`] variant (same names and payloads) plus one variant of its own. Messages are the
-/// [`SlatError`] ones behind `prefix` and `": "`; the own variant's is `message`.
+/// Declares a format's own error enum: every [`SlatError`] variant (same names and payloads) plus
+/// one variant of its own, with `From<SlatError>` and `Display`. Messages are the [`SlatError`]
+/// ones behind `prefix` and `": "`; the own variant's is `message`.
 ///
-/// `slat::format_error!(EptError, "EPT", WriteWithoutRead => "write access without read access");`
+/// ```text
+/// slat::format_error!(
+///     /// EPT builder failures.
+///     pub enum EptError, "EPT",
+///     /// Write access requested without read.
+///     WriteWithoutRead => "write access without read access"
+/// );
+/// ```
 #[macro_export]
 macro_rules! format_error {
-    ($error:ident, $prefix:literal, $own:ident => $message:literal) => {
+    (
+        $(#[$meta:meta])* $vis:vis enum $error:ident, $prefix:literal,
+        $(#[$own_meta:meta])* $own:ident => $message:literal
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        $vis enum $error {
+            /// The frame allocator is exhausted.
+            OutOfFrames,
+            /// An address is not aligned to the page size.
+            Misaligned(u64),
+            /// A guest-physical address beyond the 48 bits a 4-level walk covers, or a
+            /// host-physical one beyond 52.
+            AddressTooLarge(u64),
+            /// The guest-physical page (or part of it) is already mapped.
+            AlreadyMapped(u64),
+            /// Nothing is mapped at that guest-physical address with that page size.
+            NotMapped(u64),
+            /// A page of the other size covers that guest-physical address (no merging).
+            SizeMismatch(u64),
+            /// The allocator does not know a table frame the walk reached.
+            UnknownFrame(u64),
+            $(#[$own_meta])*
+            $own,
+        }
+
         impl ::core::convert::From<$crate::SlatError> for $error {
             fn from(err: $crate::SlatError) -> Self {
                 match err {

@@ -287,20 +287,12 @@ fn errors_display() {
     );
 }
 
-/// A format's own error type, glued to [`SlatError`] by [`format_error!`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum OwnError {
-    OutOfFrames,
-    Misaligned(u64),
-    AddressTooLarge(u64),
-    AlreadyMapped(u64),
-    NotMapped(u64),
-    SizeMismatch(u64),
-    UnknownFrame(u64),
-    BadRights,
-}
-
-format_error!(OwnError, "FAKE", BadRights => "bad rights");
+format_error!(
+    /// A format's own error type, declared by [`format_error!`].
+    enum OwnError, "FAKE",
+    /// The format's own failure.
+    BadRights => "bad rights"
+);
 
 #[test]
 fn format_error_converts_and_prefixes_messages() {

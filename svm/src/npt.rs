@@ -97,28 +97,12 @@ impl From<slat::Flush> for Flush {
     }
 }
 
-/// Nested page table builder failures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NptError {
-    /// The frame allocator is exhausted.
-    OutOfFrames,
-    /// An address is not aligned to the page size.
-    Misaligned(u64),
-    /// A guest-physical address beyond 48 bits or a host-physical one beyond 52.
-    AddressTooLarge(u64),
-    /// The guest-physical page is already mapped.
-    AlreadyMapped(u64),
-    /// Nothing is mapped there with that page size.
-    NotMapped(u64),
-    /// A page of the other size covers that address.
-    SizeMismatch(u64),
-    /// The allocator does not know a table frame the walk reached.
-    UnknownFrame(u64),
+slat::format_error!(
+    /// Nested page table builder failures.
+    pub enum NptError, "NPT",
     /// Write or execute without read.
-    AccessWithoutRead,
-}
-
-slat::format_error!(NptError, "NPT", AccessWithoutRead => "write or execute access without read access");
+    AccessWithoutRead => "write or execute access without read access"
+);
 
 /// The result of [`Npt::translate`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -79,28 +79,12 @@ impl From<slat::Flush> for Flush {
     }
 }
 
-/// EPT builder failures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EptError {
-    /// The frame allocator is exhausted.
-    OutOfFrames,
-    /// An address is not aligned to the page size.
-    Misaligned(u64),
-    /// A guest-physical address beyond the 48 bits a 4-level walk covers, or a host-physical one beyond 52.
-    AddressTooLarge(u64),
-    /// The guest-physical page (or part of it) is already mapped.
-    AlreadyMapped(u64),
-    /// Nothing is mapped at that guest-physical address with that page size.
-    NotMapped(u64),
-    /// A page of the other size covers that guest-physical address (no splitting or merging).
-    SizeMismatch(u64),
-    /// The allocator does not know a table frame the walk reached.
-    UnknownFrame(u64),
+slat::format_error!(
+    /// EPT builder failures.
+    pub enum EptError, "EPT",
     /// Write access requested without read (an EPT misconfiguration).
-    WriteWithoutRead,
-}
-
-slat::format_error!(EptError, "EPT", WriteWithoutRead => "write access without read access");
+    WriteWithoutRead => "write access without read access"
+);
 
 /// The result of [`Ept::translate`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
