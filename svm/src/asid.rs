@@ -32,7 +32,7 @@ pub struct AsidAllocator {
 }
 
 impl AsidAllocator {
-    /// `number_of_asids` from CPUID 8000_000Ah EBX, `flush_by_asid` from EDX[6].
+    /// `number_of_asids` from CPUID 8000_000Ah EBX, `flush_by_asid` from EDX bit 6.
     pub fn new(number_of_asids: u32, flush_by_asid: bool) -> Self {
         let n = usize::try_from(number_of_asids)
             .unwrap_or(usize::MAX)

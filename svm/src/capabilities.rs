@@ -1,4 +1,4 @@
-//! SVM detection (APM Vol. 2, 15.4 "Enabling SVM"): CPUID 8000_0001h ECX[2], the feature leaf
+//! SVM detection (APM Vol. 2, 15.4 "Enabling SVM"): CPUID 8000_0001h ECX\[2\], the feature leaf
 //! 8000_000Ah, and what VM_CR says about whether firmware left SVM usable.
 
 use crate::msr::{VM_CR_LOCK, VM_CR_SVMDIS};
@@ -44,7 +44,7 @@ pub mod edx {
 /// Decoded CPUID 8000_000Ah.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SvmFeatures {
-    /// SVM revision (EAX[7:0]).
+    /// SVM revision (EAX\[7:0\]).
     pub revision: u8,
     /// Number of ASIDs (EBX); valid guest ASIDs are 1..number_of_asids.
     pub number_of_asids: u32,
@@ -165,13 +165,13 @@ pub fn decide_vm_cr(vm_cr: u64) -> VmCrAction {
 /// Why SVM cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SvmUnavailable {
-    /// CPUID 8000_0001h ECX[2] is clear (or the extended leaf does not exist).
+    /// CPUID 8000_0001h ECX\[2\] is clear (or the extended leaf does not exist).
     NotSupported,
     /// The CPU reports SVM but no leaf 8000_000Ah.
     NoFeatureLeaf,
     /// VM_CR.SVMDIS and VM_CR.LOCK are set.
     DisabledByFirmware {
-        /// The SVM lock key mechanism exists (CPUID 8000_000Ah EDX[2]).
+        /// The SVM lock key mechanism exists (CPUID 8000_000Ah EDX\[2\]).
         unlockable_with_key: bool,
     },
     /// Nested paging is required and absent.

@@ -19,9 +19,9 @@ const EFER_MBZ: u64 = !((1u64 << 22) - 1) | (1 << 9);
 /// What the checks need to know about the CPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CpuLimits {
-    /// Physical-address width (CPUID 8000_0008h EAX[7:0]).
+    /// Physical-address width (CPUID 8000_0008h EAX\[7:0\]).
     pub max_physical_address_bits: u8,
-    /// Long mode (CPUID 8000_0001h EDX[29]).
+    /// Long mode (CPUID 8000_0001h EDX\[29\]).
     pub long_mode: bool,
 }
 
@@ -41,15 +41,15 @@ pub enum Violation {
     EferSvmeClear,
     /// CR0.CD is zero and CR0.NW is set.
     Cr0NwWithoutCd,
-    /// CR0[63:32] is not zero.
+    /// CR0\[63:32\] is not zero.
     Cr0HighBits(u64),
     /// CR3 has bits set above the physical-address width (long mode: bits 63:52 MBZ).
     Cr3ReservedBits(u64),
-    /// CR4[63:32] is not zero.
+    /// CR4\[63:32\] is not zero.
     Cr4HighBits(u64),
-    /// DR6[63:32] is not zero.
+    /// DR6\[63:32\] is not zero.
     Dr6HighBits(u64),
-    /// DR7[63:32] is not zero.
+    /// DR7\[63:32\] is not zero.
     Dr7HighBits(u64),
     /// An EFER must-be-zero bit is set.
     EferReservedBits(u64),

@@ -6,7 +6,7 @@ pub const EFER: u32 = 0xC000_0080;
 pub const VM_CR: u32 = 0xC001_0114;
 /// VM_HSAVE_PA: physical address of the 4-KiB host save area VMRUN uses.
 pub const VM_HSAVE_PA: u32 = 0xC001_0117;
-/// TSC_RATIO (present when CPUID 8000_000Ah EDX[4]).
+/// TSC_RATIO (present when CPUID 8000_000Ah EDX\[4\]).
 pub const TSC_RATIO: u32 = 0xC000_0104;
 
 /// EFER.SCE (syscall enable).

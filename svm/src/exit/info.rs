@@ -247,7 +247,7 @@ impl fmt::Display for InstructionLengthError {
 }
 
 /// RIP of the instruction after the intercepted one: the VMCB's NRIP when the CPU saves it
-/// (`nrip_save`, CPUID 8000_000Ah EDX[3]) and it is set, else RIP plus the length of the
+/// (`nrip_save`, CPUID 8000_000Ah EDX\[3\]) and it is set, else RIP plus the length of the
 /// fetched guest instruction bytes decoded in the guest's code size (CS.L / CS.D).
 pub fn next_rip(vmcb: &Vmcb, nrip_save: bool) -> Result<u64, InstructionLengthError> {
     next_rip_with_fallback(vmcb, nrip_save, &[])

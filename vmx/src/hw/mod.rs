@@ -1,6 +1,6 @@
 //! The privileged VMX instructions behind a trait, so all VT-x logic is testable on the host.
 //!
-//! [`VmxHardware`] is implemented by [`real::RealVmx`] (inline asm, only for `target_os = "none"`)
+//! [`VmxHardware`] is implemented by `real::RealVmx` (inline asm, only for `target_os = "none"`)
 //! and by [`soft::SoftVmcs`], a software VMCS used by host tests.
 
 use crate::guest_regs::GuestRegisters;
