@@ -1,10 +1,10 @@
 //! no_std SDK for agents that run as probevisor guests (see docs/agents.md and docs/hypercall-abi.md).
 //!
 //! An agent is a `#![no_std] #![no_main]` binary for `x86_64-unknown-none` that calls
-//! [`agent_main!`] with a `fn(&mut GuestAgent) -> u32`. Every tool call goes through an [`Agent`],
+//! `agent_main!` with a `fn(&mut GuestAgent) -> u32`. Every tool call goes through an [`Agent`],
 //! which stages the request in a buffer shared with the hypervisor and issues the hypercall through a
-//! [`Transport`]: VMCALL/VMMCALL in a guest ([`guest::GuestTransport`]), the tool device MMIO window
-//! ([`guest::MmioTransport`]), or a mock hypervisor in this crate's host tests.
+//! [`Transport`]: VMCALL/VMMCALL in a guest (`guest::GuestTransport`), the tool device MMIO window
+//! (`guest::MmioTransport`), or a mock hypervisor in this crate's host tests.
 #![cfg_attr(not(test), no_std)]
 
 pub mod json;

@@ -13,9 +13,9 @@ use svm::vmcb::{control, save, Vmcb};
 /// The virtualization backend the boot CPU offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// Intel VT-x (CPUID.1:ECX[5]).
+    /// Intel VT-x (CPUID.1:ECX\[5\]).
     Vmx,
-    /// AMD SVM with nested paging (CPUID 8000_0001h ECX[2] and 8000_000Ah EDX[0]).
+    /// AMD SVM with nested paging (CPUID 8000_0001h ECX\[2\] and 8000_000Ah EDX\[0\]).
     Svm,
     /// Neither usable; why, in words.
     Neither(NoBackend),
@@ -139,7 +139,7 @@ pub fn decode_exit(vmcb: &Vmcb, regs: &Registers, intr_ends_slice: bool) -> VmEx
 pub struct NoInstructionLength;
 
 /// Length of the instruction that caused the exit: NRIP - RIP when the CPU saves NRIP (`nrip_save`,
-/// CPUID 8000_000Ah EDX[3]), EXITINFO2 - RIP for IOIO (always the next RIP), else the length iced-x86
+/// CPUID 8000_000Ah EDX\[3\]), EXITINFO2 - RIP for IOIO (always the next RIP), else the length iced-x86
 /// decodes from the VMCB's instruction bytes (decode assists) or from guest memory at RIP through the
 /// guest's page tables (`cr3`). A length outside 1..=15 is refused.
 pub fn instruction_len(

@@ -1,6 +1,6 @@
 //! Contextual calibration (Zhao et al. 2021, as the ProbeLogits paper uses it).
 //!
-//! The label probabilities for content-free inputs ("N/A", "", "[MASK]") in the same prompt are
+//! The label probabilities for content-free inputs ("N/A", "", "\[MASK\]") in the same prompt are
 //! averaged into `p_cf`; a verdict's calibrated score per label is `log p - alpha * log p_cf`, then a
 //! softmax over the labels. `alpha = 0` is no calibration, `alpha = 1` full calibration.
 

@@ -69,7 +69,7 @@ impl fmt::Display for ProbeError {
     }
 }
 
-/// The model interface the probe needs; implemented for inference-core in [`engine`] and by
+/// The model interface the probe needs; implemented for inference-core in `engine` and by
 /// [`mock::MockModel`] in tests.
 pub trait LogitModel {
     /// A prefilled prompt prefix (a KV cache) that verdicts fork.

@@ -13,10 +13,10 @@ use alloc::vec::Vec;
 /// Which content-free inputs calibrate a tool call (`[gate] calibration`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CalibrationScope {
-    /// The paper's: "N/A", "" and "[MASK]" where the action goes, one prior for every action.
+    /// The paper's: "N/A", "" and "\[MASK\]" where the action goes, one prior for every action.
     Shared,
     /// The tool's own empty call: its required arguments all "N/A", then all "", then all
-    /// "[MASK]", one prior per tool (a tool the policy does not declare, and free text, keep the
+    /// "\[MASK\]", one prior per tool (a tool the policy does not declare, and free text, keep the
     /// shared prior).
     PerTool,
 }

@@ -17,7 +17,7 @@ pub struct CpuFeatures {
     pub has_avx2: bool,
     pub has_fma: bool,
     pub hypervisor_present: bool,
-    /// MAXPHYADDR (CPUID 0x8000_0008 EAX[7:0]); 36 when the leaf is missing, as the SDM prescribes.
+    /// MAXPHYADDR (CPUID 0x8000_0008 EAX\[7:0\]); 36 when the leaf is missing, as the SDM prescribes.
     pub physical_address_bits: u8,
     pub simd: SimdSupport,
 }

@@ -28,7 +28,7 @@ const EXCEPTION_GATES: usize = 32;
 const IA32_APIC_BASE: u32 = 0x1B;
 const APIC_BASE_ENABLE: u64 = 1 << 11;
 const APIC_BASE_X2APIC: u64 = 1 << 10;
-/// CPUID.1:EDX[9]: on-chip APIC.
+/// CPUID.1:EDX\[9\]: on-chip APIC.
 const CPUID1_EDX_APIC: u32 = 1 << 9;
 
 const REG_TPR: u64 = 0x80;
