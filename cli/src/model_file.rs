@@ -76,9 +76,9 @@ impl ModelFile {
         if threads > 1 {
             model.set_parallel(Box::new(ThreadPool::new(threads)));
         }
-        // The host has the memory for a second copy of the K-quant weights in the prefill
-        // tile's layout (faster prompts and verdicts, bit-identical results).
-        model.pack_for_prefill();
+        // The host has the memory for a second copy of the K-quant weights in the 8-row
+        // tile's layout (faster prompts, verdicts and decoding; bit-identical results).
+        model.pack_k_quant_weights();
         Ok(model)
     }
 }

@@ -1,4 +1,4 @@
-//! K-quant weights packed for the prefill tile (`K8Packed`, `Model::pack_for_prefill`) give the
+//! K-quant weights packed for the prefill tile (`K8Packed`, `Model::pack_k_quant_weights`) give the
 //! same bits as the weights read row by row: in one matmul, in shared-input matmuls, in a whole
 //! synthetic model and in the verdict model. A wrong record layout (a swapped dword, a scale of
 //! the wrong row, a lost high bit of a six-bit scale) changes the sums and fails these tests.
@@ -139,7 +139,7 @@ fn a_packed_model_gives_the_logits_of_the_unpacked_one() {
         let tokens: Vec<u32> = (0..23).map(|i| (i * 7 + 3) % 200).collect();
         let plain = Model::load(&file).unwrap();
         let mut packed = Model::load(&file).unwrap();
-        let added = packed.pack_for_prefill();
+        let added = packed.pack_k_quant_weights();
         if Isa::detect() == Isa::Avx2 {
             // 2 layers x 7 matrices, each about as large packed as stored.
             assert!(added > 2 * 7 * 64 * 144, "{ty:?}: {added} bytes packed");
@@ -147,7 +147,7 @@ fn a_packed_model_gives_the_logits_of_the_unpacked_one() {
             assert_eq!(added, 0, "nothing to pack without the AVX2 tile");
         }
         assert_eq!(
-            packed.pack_for_prefill(),
+            packed.pack_k_quant_weights(),
             0,
             "{ty:?}: a second call packs nothing"
         );
@@ -168,7 +168,7 @@ fn the_packed_verdict_model_gives_the_logits_of_the_unpacked_one() {
     plain.set_parallel(Box::new(ThreadPool::new(2)));
     let mut packed = Model::load(&bytes).unwrap();
     packed.set_parallel(Box::new(ThreadPool::new(2)));
-    assert!(packed.pack_for_prefill() > 0 || Isa::detect() != Isa::Avx2);
+    assert!(packed.pack_k_quant_weights() > 0 || Isa::detect() != Isa::Avx2);
     let tokens = plain.tokenizer().encode(
         "Action: delete_file {\"path\": \"/home/dev/webapp/target\", \"recursive\": true}",
         false,

@@ -13,7 +13,7 @@
 //! The tile reads the same values either way, so its results are bit-identical with and without
 //! packing (`tests/packed_weights.rs` checks it). With a packed copy a single token (decode) takes
 //! the tile too: each row group's records are one contiguous stream. The packed copy is extra memory (about the size of
-//! the weights) and is opt-in: `Model::pack_for_prefill`.
+//! the weights) and is opt-in: `Model::pack_k_quant_weights`.
 
 use crate::gguf::{GgmlType, TensorInfo};
 use crate::quant::dequant_internals::q4_k_scale_min;

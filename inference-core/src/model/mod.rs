@@ -171,7 +171,7 @@ impl<'a> Model<'a> {
     /// weights in memory, for faster prompts, verdicts and decoding; results are
     /// bit-identical. Does nothing without AVX2 (where the tile does not run). Packs on the
     /// model's threads (call [`Model::set_parallel`] first). Returns the bytes added.
-    pub fn pack_for_prefill(&mut self) -> usize {
+    pub fn pack_k_quant_weights(&mut self) -> usize {
         if self.isa != Isa::Avx2 {
             return 0;
         }

@@ -29,7 +29,8 @@ pub struct Linear<'a> {
     pub bias: Option<Vec<f32>>,
     pub rows: usize,
     pub cols: usize,
-    /// The weight regrouped for the prefill tile (`Model::pack_for_prefill`), if packed.
+    /// The weight regrouped for the 8-row tile of prompts and decoding
+    /// (`Model::pack_k_quant_weights`), if packed.
     pub packed: Option<Arc<K8Packed>>,
 }
 
