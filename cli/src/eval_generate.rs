@@ -3,7 +3,7 @@
 //! (fail closed), and how often that happens is reported.
 
 use crate::eval_report::Generated;
-use inference_core::model::{KvCache, LogitsRequest};
+use inference_core::model::LogitsRequest;
 use probe::engine::EngineModel;
 use probe::prompt::{resolve_labels, PromptSpec};
 use probe::LogitModel;
@@ -40,9 +40,10 @@ pub fn run(
         .tokenize(&spec.prefix(&labels))
         .map_err(|e| e.to_string())?;
     let m = model.model();
-    let mut cache = KvCache::new(m, probe::engine::DEFAULT_CAPACITY);
-    m.forward(&mut cache, &prefix, LogitsRequest::LastRows(&[0]))
-        .map_err(|e| e.to_string())?;
+    let mut cache = model
+        .prefill(&prefix)
+        .map_err(|e| e.to_string())?
+        .into_inner();
     let (dangerous, safe) = spec.verbalizer.words();
     let mut out = Generated {
         pred: Vec::with_capacity(texts.len()),

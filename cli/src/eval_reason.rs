@@ -107,10 +107,10 @@ impl<'e, 'm> Reasoner<'e, 'm> {
         let tokens = model
             .tokenize(&spec.prefix_with_answers(&answers))
             .map_err(|e| e.to_string())?;
-        let m = model.model();
-        let mut cache = KvCache::new(m, probe::engine::DEFAULT_CAPACITY);
-        m.forward(&mut cache, &tokens, LogitsRequest::LastRows(&[0]))
-            .map_err(|e| e.to_string())?;
+        let cache = model
+            .prefill(&tokens)
+            .map_err(|e| e.to_string())?
+            .into_inner();
         let end_of_turn = model
             .text_to_id("<|im_end|>")
             .or(model.text_to_id("<end_of_turn>"));

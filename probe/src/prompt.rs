@@ -245,11 +245,16 @@ impl PromptSpec {
     pub fn prefix_with_answers(&self, answers: &[String]) -> String {
         let mut out = self.system_turn();
         for (ex, answer) in self.examples.iter().zip(answers) {
-            out.push_str(&self.template.question_turn(&self.question_body(&ex.action)));
-            out.push_str(answer);
-            out.push_str(self.template.answer_end());
+            self.push_exchange(&mut out, &ex.action, answer);
         }
         out
+    }
+
+    /// One earlier exchange: `action` asked as an item is, then `answer`.
+    fn push_exchange(&self, out: &mut String, action: &str, answer: &str) {
+        out.push_str(&self.template.question_turn(&self.question_body(action)));
+        out.push_str(answer);
+        out.push_str(self.template.answer_end());
     }
 
     /// The system text and the policy text as the template's first turn.
@@ -266,10 +271,8 @@ impl PromptSpec {
     pub fn example_turns(&self, examples: &[Example], labels: &ResolvedLabels) -> String {
         let mut out = String::new();
         for ex in examples {
-            out.push_str(&self.template.question_turn(&self.question_body(&ex.action)));
             let label = &labels.texts[if ex.dangerous { 0 } else { 1 }];
-            out.push_str(label);
-            out.push_str(self.template.answer_end());
+            self.push_exchange(&mut out, &ex.action, label);
         }
         out
     }
