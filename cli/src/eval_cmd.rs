@@ -36,6 +36,10 @@ pub(crate) const EVAL_USAGE: &str =
                    labelled exchanges right before it (per-verdict examples; an experiment)
   [--reason N]     the model first explains the action in one sentence (at most N tokens, greedy),
                    then answers; the examples are answered with their dataset rationale (an experiment)
+  [--knn-layers L,...] [--knn K,...] [--knn-weights W,...] [--knn-states F]  the K labelled rows
+                   nearest in the model's hidden state after block L vote, alone and added to the
+                   probe's log-odds (weight W); nested --cv (an experiment; F caches the states);
+  [--knn-memory policy]  the neighbours are the policy's examples only (else the other folds' rows)
   [--calibration shared,per-tool]  content-free inputs: the shared ones, each tool's empty call, or
                    both as separate settings (default: the policy's [gate] calibration)
   [--threshold T]   (default: the policy's gate threshold)
@@ -129,10 +133,15 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         "--calibration",
         "--retrieve",
         "--reason",
+        "--knn-layers",
+        "--knn",
+        "--knn-weights",
+        "--knn-states",
+        "--knn-memory",
     ];
     let args = Args::parse(raw, &with_value)?;
     if let Some(file) = args.get("--scores-in") {
-        return report_from_scores(&args, file);
+        return crate::eval_scores::report_from_scores(&args, file);
     }
     let dataset = args.get("--dataset").ok_or(EVAL_USAGE)?;
     let default_model;
@@ -328,6 +337,10 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
             &mut report.scored,
         )?;
     }
+    if args.get("--knn-layers").is_some() {
+        let spec = prefixes[0].spec(&policy, template, tool);
+        crate::eval_knn::run(&args, &model, spec, &texts, &rows, &report.scored)?;
+    }
     let agent = args.get("--agent").unwrap_or("cli");
     let probe_settings = report.scored.len();
     if args.get("--whole-gate").is_some_and(|v| v != "false") {
@@ -413,51 +426,9 @@ fn add_tool_priors(
     Ok(added)
 }
 
-/// `eval --scores-in FILE`: the tables from saved scores, at `--threshold` (default 0.5), with `--cv`.
-fn report_from_scores(args: &Args, file: &str) -> Result<(), String> {
-    let mut read = crate::eval_scores::read_scores(file)?;
-    let threshold: f32 = args.number("--threshold", 0.5)?;
-    let mut other_layers = None;
-    if args.get("--whole-gate").is_some_and(|v| v != "false") {
-        // The other layers again, from the dataset and the policy given now (no model needed).
-        let dataset = args.get("--dataset").ok_or(
-            "--scores-in with --whole-gate needs --dataset (and --policy) to run the other layers",
-        )?;
-        let policy = load_policy(args)?;
-        let rows = load_rows(args, dataset)?;
-        let rows = scored_rows(rows, &policy, true);
-        if rows.iter().map(|r| &r.id).ne(read.ids.iter()) {
-            return Err(format!(
-                "--scores-in {file}: its rows are not {dataset}'s rows under this policy"
-            ));
-        }
-        let agent = args.get("--agent").unwrap_or("cli");
-        read.scored.truncate(read.probe_settings);
-        let (gate, denied) = whole_gate_settings(&policy, &rows, agent, &read.scored)?;
-        read.scored.extend(gate);
-        other_layers = Some(denied);
-    }
-    let mut report = Report::new(file, "(scores read back)", &read.truth, "-", threshold);
-    report.scored = read.scored;
-    if let Some(denied) = other_layers {
-        report
-            .ablation
-            .push((WITHOUT_PROBE.to_string(), denied, Vec::new()));
-    }
-    if let Some(k) = args.get("--cv") {
-        let k: usize = k
-            .parse()
-            .map_err(|_| format!("--cv: '{k}' is not a count"))?;
-        let all = report.scored.len();
-        add_cvs(&mut report, &read.truth, k, read.probe_settings, all)?;
-    }
-    report.print(args.get("--json").is_some_and(|v| v != "false"));
-    Ok(())
-}
-
 /// Cross-validates the probe settings `scored[..probe]` and the whole-gate settings `scored[probe..all]`
 /// separately.
-fn add_cvs(
+pub(crate) fn add_cvs(
     report: &mut Report,
     truth: &[bool],
     k: usize,

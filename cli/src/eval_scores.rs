@@ -1,7 +1,12 @@
 //! Per-row scores of `probevisor eval`: written with `--scores-out`, read back with `--scores-in`, so the
 //! tables can be printed again at another threshold (or cross-validated) without running the model.
 
-use crate::eval_report::Scored;
+use crate::args::Args;
+use crate::eval_cmd::add_cvs;
+use crate::eval_report::{Report, Scored};
+use crate::eval_rows::{load_rows, scored_rows};
+use crate::eval_whole_gate::{whole_gate_settings, WITHOUT_PROBE};
+use crate::probe_cmds::load_policy;
 use probe::eval_data::EvalRow;
 use probe::json::{self, Value};
 
@@ -104,6 +109,52 @@ pub fn read_scores(path: &str) -> Result<ReadScores, String> {
         scored,
         probe_settings,
     })
+}
+
+/// `eval --scores-in FILE`: the tables from saved scores, at `--threshold` (default 0.5), with `--cv`.
+pub fn report_from_scores(args: &Args, file: &str) -> Result<(), String> {
+    let mut read = crate::eval_scores::read_scores(file)?;
+    let threshold: f32 = args.number("--threshold", 0.5)?;
+    let mut other_layers = None;
+    if args.get("--whole-gate").is_some_and(|v| v != "false") {
+        // The other layers again, from the dataset and the policy given now (no model needed).
+        let dataset = args.get("--dataset").ok_or(
+            "--scores-in with --whole-gate needs --dataset (and --policy) to run the other layers",
+        )?;
+        let policy = load_policy(args)?;
+        let rows = load_rows(args, dataset)?;
+        let rows = scored_rows(rows, &policy, true);
+        if rows.iter().map(|r| &r.id).ne(read.ids.iter()) {
+            return Err(format!(
+                "--scores-in {file}: its rows are not {dataset}'s rows under this policy"
+            ));
+        }
+        let agent = args.get("--agent").unwrap_or("cli");
+        read.scored.truncate(read.probe_settings);
+        let (gate, denied) = whole_gate_settings(&policy, &rows, agent, &read.scored)?;
+        read.scored.extend(gate);
+        other_layers = Some(denied);
+    }
+    if args.get("--knn-layers").is_some() {
+        let base = &read.scored[..read.probe_settings];
+        return crate::eval_knn::run_saved(args, &read.ids, &read.truth, base);
+    }
+    let mut report = Report::new(file, "(scores read back)", &read.truth, "-", threshold);
+    report.scored = read.scored;
+    if let Some(denied) = other_layers {
+        report
+            .ablation
+            .push((WITHOUT_PROBE.to_string(), denied, Vec::new()));
+    }
+    if let Some(k) = args.get("--cv") {
+        let k: usize = k
+            .parse()
+            .map_err(|_| format!("--cv: '{k}' is not a count"))?;
+        let all = report.scored.len();
+        add_cvs(&mut report, &read.truth, k, read.probe_settings, all)?;
+    }
+    report.print(args.get("--json").is_some_and(|v| v != "false"));
+    Ok(())
 }
 
 #[cfg(test)]

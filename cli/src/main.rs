@@ -5,6 +5,7 @@ mod bench_cmd;
 mod eval_cmd;
 mod eval_generate;
 mod eval_injection;
+mod eval_knn;
 mod eval_reason;
 mod eval_report;
 mod eval_retrieve;

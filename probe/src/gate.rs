@@ -151,11 +151,21 @@ impl<'m, M: LogitModel> ProbeGate<'m, M> {
 
     /// Label probabilities without calibration for `action_text`.
     pub fn raw_probs(&self, action_text: &str) -> Result<[f32; 2], ProbeError> {
-        let suffix = self
-            .model
-            .tokenize_continuation(&self.spec.suffix(action_text))?;
+        let suffix = self.suffix_tokens(action_text)?;
         let (_, p) = classify_tokens(self.model, &self.prefix, &suffix, &self.labels.ids)?;
         Ok([p[0], p[1]])
+    }
+
+    /// The tokens a verdict on `action_text` runs after the prefix.
+    pub fn suffix_tokens(&self, action_text: &str) -> Result<Vec<u32>, ProbeError> {
+        self.model
+            .tokenize_continuation(&self.spec.suffix(action_text))
+    }
+
+    /// The prefilled prefix that verdicts fork (for a caller that reads more of the pass than the
+    /// label logits, such as `eval --knn`'s hidden states).
+    pub fn prefix_state(&self) -> &M::State {
+        &self.prefix
     }
 
     /// [`ProbeGate::raw_probs`] with `examples` shown as earlier exchanges between the prefix and

@@ -29,9 +29,22 @@ pub(super) fn run(
     let mut logits = Vec::new();
     let mut last_hidden = Vec::new();
     let mut mm = MatmulContext::new(model.isa, &*model.par);
+    let capture = match req {
+        LogitsRequest::LastHidden(layer) => Some(layer),
+        _ => None,
+    };
+    let mut captured = Vec::new();
     for chunk in tokens.chunks(CHUNK) {
         let last_only = !matches!(req, LogitsRequest::All);
-        let mut x = run_chunk(model, &mut mm, cache, chunk, last_only)?;
+        let mut x = run_chunk(
+            model,
+            &mut mm,
+            cache,
+            chunk,
+            last_only,
+            capture,
+            &mut captured,
+        )?;
         match req {
             LogitsRequest::All => {
                 let n = chunk.len();
@@ -57,6 +70,7 @@ pub(super) fn run(
         }
         LogitsRequest::Last => RowSelection::All,
         LogitsRequest::LastRows(ids) => RowSelection::Rows(ids),
+        LogitsRequest::LastHidden(_) => return Ok(captured),
     };
     rms_norm_in_place(
         &mut last_hidden,
@@ -170,19 +184,29 @@ pub(super) fn embed_tokens(model: &Model<'_>, tokens: &[u32]) -> Result<Vec<f32>
 
 /// Runs one chunk through every layer, appends its K/V to `cache` and returns its hidden states.
 /// With `last_only`, the returned hidden states are the last token's only (the final layer skips
-/// the other rows after caching their keys and values).
+/// the other rows after caching their keys and values). With `capture = Some(l)`, `captured`
+/// receives the chunk's last token's residual stream after `l` blocks (0: the embedding).
 fn run_chunk(
     model: &Model<'_>,
     mm: &mut MatmulContext<'_>,
     cache: &mut KvCache,
     tokens: &[u32],
     last_only: bool,
+    capture: Option<usize>,
+    captured: &mut Vec<f32>,
 ) -> Result<Vec<f32>, ModelError> {
     let c = &model.config;
     let w = &model.weights;
     let (n, d) = (tokens.len(), c.n_embd);
     let start = cache.len();
     let mut x = embed_tokens(model, tokens)?;
+    let keep_last = |x: &[f32], captured: &mut Vec<f32>| {
+        captured.clear();
+        captured.extend_from_slice(&x[x.len() - d..]);
+    };
+    if capture == Some(0) {
+        keep_last(&x, captured);
+    }
     let (q_w, k_w, v_w) = (
         c.n_head * c.head_dim,
         c.n_head_kv * c.head_dim,
@@ -285,6 +309,9 @@ fn run_chunk(
             norm_rows(proj, pn, c.rms_eps, d);
         }
         x.iter_mut().zip(proj.iter()).for_each(|(a, b)| *a += b);
+        if capture == Some(il + 1) {
+            keep_last(&x, captured);
+        }
     }
     cache.commit(n);
     Ok(x)

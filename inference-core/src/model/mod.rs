@@ -34,6 +34,9 @@ pub enum LogitsRequest<'r> {
     LastRows(&'r [u32]),
     /// `n_vocab` logits after every token of the batch, token-major.
     All,
+    /// No logits: the last token's residual stream after this many transformer blocks (0: its
+    /// embedding; `n_layer`: the last block's output, before the output norm), `n_embd` values.
+    LastHidden(usize),
 }
 
 /// Why a model could not be loaded or run.
@@ -70,6 +73,11 @@ pub enum ModelError {
         cached: usize,
     },
     Quant(String),
+    /// A hidden state was asked for after more blocks than the model has.
+    BadLayer {
+        layer: usize,
+        n_layer: usize,
+    },
 }
 
 impl fmt::Display for ModelError {
@@ -97,6 +105,10 @@ impl fmt::Display for ModelError {
                 write!(f, "checkpoint at {checkpoint} positions is past the {cached} cached positions")
             }
             ModelError::Quant(e) => write!(f, "kernel error: {e}"),
+            ModelError::BadLayer { layer, n_layer } => write!(
+                f,
+                "hidden state after block {layer} asked of a model with {n_layer} blocks"
+            ),
         }
     }
 }
@@ -251,6 +263,12 @@ impl<'a> Model<'a> {
         if let LogitsRequest::LastRows(rows) = req {
             if let Some(&id) = rows.iter().find(|&&t| t as usize >= n_vocab) {
                 return Err(ModelError::BadTokenId { id, n_vocab });
+            }
+        }
+        if let LogitsRequest::LastHidden(layer) = req {
+            let n_layer = self.weights.layers.len();
+            if layer > n_layer {
+                return Err(ModelError::BadLayer { layer, n_layer });
             }
         }
         let start = cache.checkpoint();
