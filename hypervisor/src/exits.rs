@@ -16,7 +16,8 @@ pub const CONSOLE_PORTS: [u16; 2] = [0xE9, 0x3F8];
 /// COM1 line status register: reads say "transmitter empty" so a UART driver keeps writing.
 const COM1_LINE_STATUS: u16 = 0x3FD;
 const LSR_THR_EMPTY: u32 = 0x60;
-/// MSRs a guest may read and write (they live in the VMCS guest area): FS/GS base, kernel GS base.
+/// MSRs a guest may read and write without an exit: FS and GS base (in the VMCS guest area, or the
+/// VMCB) and kernel GS base (swapped by hand around each VT-x entry; VMLOAD/VMSAVE on AMD SVM).
 pub const MSR_ALLOW_LIST: [u32; 3] = [0xC000_0100, 0xC000_0101, 0xC000_0102];
 /// Hypervisor CPUID leaf range and signature.
 pub const HYPERVISOR_LEAF: u32 = 0x4000_0000;

@@ -120,12 +120,20 @@ pub fn normalize(path: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// Bytes all files together may hold after a guest's write (the heap also holds the model).
+pub const MAX_FS_BYTES: usize = 64 << 20;
+/// Files the file system may hold after a guest's write.
+pub const MAX_FS_FILES: usize = 4096;
+
 /// The in-memory file system: files by normalised path; directories are implied by file paths
-/// or recorded explicitly (empty directories from the archive).
+/// or recorded explicitly (empty directories from the archive). Guests' writes are bounded by
+/// [`MAX_FS_BYTES`] and [`MAX_FS_FILES`] (a write past them fails; nothing is lost).
 #[derive(Debug, Default, Clone)]
 pub struct MemFs {
     files: BTreeMap<String, Vec<u8>>,
     dirs: BTreeMap<String, ()>,
+    /// The files' bytes, all together.
+    bytes: usize,
 }
 
 impl MemFs {
@@ -136,7 +144,10 @@ impl MemFs {
             if entry.is_dir {
                 fs.dirs.insert(path, ());
             } else {
-                fs.files.insert(path, entry.data.to_vec());
+                fs.bytes += entry.data.len();
+                if let Some(old) = fs.files.insert(path, entry.data.to_vec()) {
+                    fs.bytes -= old.len();
+                }
             }
         }
         Ok(fs)
@@ -159,16 +170,27 @@ impl MemFs {
         if path == "/" || self.is_dir(&path) {
             return Err(format!("{path}: is a directory"));
         }
+        let old = self.files.get(&path).map(Vec::len);
+        let bytes = self.bytes - old.unwrap_or(0) + content.len();
+        let files = self.files.len() + usize::from(old.is_none());
+        if bytes > MAX_FS_BYTES || files > MAX_FS_FILES {
+            return Err(format!(
+                "{path}: file system full ({MAX_FS_FILES} files, {MAX_FS_BYTES} bytes at most)"
+            ));
+        }
         self.files.insert(path, content.to_vec());
+        self.bytes = bytes;
         Ok(())
     }
 
     pub fn delete_file(&mut self, path: &str) -> Result<(), String> {
         let path = normalize(path)?;
-        self.files
+        let old = self
+            .files
             .remove(&path)
-            .map(|_| ())
-            .ok_or(format!("{path}: no such file"))
+            .ok_or(format!("{path}: no such file"))?;
+        self.bytes -= old.len();
+        Ok(())
     }
 
     fn is_dir(&self, path: &str) -> bool {
@@ -282,5 +304,32 @@ mod tests {
         let link = archive(&[("l", b'2', b"")]);
         assert!(parse_ustar(&link).unwrap_err().contains("unsupported"));
         assert!(parse_ustar(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn writes_past_the_limits_fail_and_lose_nothing() {
+        let mut fs = MemFs::default();
+        let chunk = vec![7u8; MAX_FS_BYTES / 4];
+        for i in 0..4 {
+            fs.write_file(&format!("/big{i}"), &chunk).unwrap();
+        }
+        let err = fs.write_file("/one-more", b"x").unwrap_err();
+        assert!(err.contains("file system full"), "{err}");
+        assert!(fs.read_file("/one-more").is_err());
+        // Rewriting a file in place counts only the difference; deleting frees its bytes.
+        fs.write_file("/big0", &chunk).unwrap();
+        assert!(fs
+            .write_file("/big0", &[0u8; MAX_FS_BYTES / 4 + 1])
+            .is_err());
+        assert_eq!(fs.read_file("/big0").unwrap().len(), chunk.len());
+        fs.delete_file("/big3").unwrap();
+        fs.write_file("/one-more", b"x").unwrap();
+        // The file count is bounded too.
+        let mut fs = MemFs::default();
+        for i in 0..MAX_FS_FILES {
+            fs.write_file(&format!("/f{i}"), b"").unwrap();
+        }
+        assert!(fs.write_file("/f-last", b"").unwrap_err().contains("full"));
+        fs.write_file("/f0", b"replaced").unwrap();
     }
 }

@@ -12,6 +12,7 @@
 
 use crate::bridge_client::{ToolBridge, BRIDGED_TOOLS};
 use crate::host_fs::MemFs;
+use crate::log_text::Shown;
 use crate::vm::LogSink;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -138,7 +139,7 @@ impl<'m, M: LogitModel> GovernedServices<'m, M> {
                 log.line(format_args!(
                     "bridge: guest {guest} id={} {} -> ok ({} bytes)",
                     call.id,
-                    action.tool,
+                    Shown::new(&action.tool),
                     output.len()
                 ));
                 ToolOutcome::Completed {
@@ -147,10 +148,11 @@ impl<'m, M: LogitModel> GovernedServices<'m, M> {
             }
             Err(failure) => {
                 log.line(format_args!(
-                    "bridge: guest {guest} id={} {} -> error ({}): {failure}",
+                    "bridge: guest {guest} id={} {} -> error ({}): {}",
                     call.id,
-                    action.tool,
-                    failure.status.name()
+                    Shown::new(&action.tool),
+                    failure.status.name(),
+                    Shown::new(&alloc::format!("{failure}"))
                 ));
                 ToolOutcome::Failed {
                     status: failure.status,
@@ -200,15 +202,16 @@ impl<'m, M: LogitModel> GovernedServices<'m, M> {
             "delete_file" => str_arg(args, "path")
                 .and_then(|p| self.fs.delete_file(p).map(|()| format!("deleted {p}"))),
             "text" => str_arg(args, "text").map(|t| {
-                log.line(format_args!("[{guest}] console: {t}"));
+                log.line(format_args!("[{guest}] console: {}", Shown::new(t)));
                 String::from("ok")
             }),
             "net_send" => str_arg(args, "host").and_then(|host| {
                 let data = str_arg(args, "data")?;
                 self.sent_bytes += data.len() as u64;
                 log.line(format_args!(
-                    "tool-device: guest {guest} send {} bytes to {host}: approved",
-                    data.len()
+                    "tool-device: guest {guest} send {} bytes to {}: approved",
+                    data.len(),
+                    Shown::new(host)
                 ));
                 Ok(format!("sent {} bytes", data.len()))
             }),

@@ -5,6 +5,7 @@
 //! an `audit:` line; the console line of a doorbell tool call says `via tool device`.
 
 use crate::host_services::{ToolOutcome, ToolRequest, ToolService};
+use crate::log_text::Shown;
 use crate::vm::{GuestState, LogSink, StopReason};
 use alloc::format;
 use alloc::string::String;
@@ -113,15 +114,20 @@ pub fn handle(
                 Transport::Hypercall => "",
                 Transport::ToolDevice => " via tool device",
             };
+            // Name, arguments and output are the guest's or the tool's: shown escaped and cut.
             log.line(format_args!(
                 "audit: guest {} tool call{via} {} {} -> {}: {}",
                 guest.name,
-                request.name,
-                request.args,
+                Shown::new(&request.name),
+                Shown::new(&request.args),
                 status.name(),
-                payload
+                Shown::new(&payload)
             ));
             HypercallResult::Reply(write_result(mem, result, status, payload.as_bytes()))
         }
     }
 }
+
+#[cfg(test)]
+#[path = "hypercall_tests.rs"]
+mod tests;

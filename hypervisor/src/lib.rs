@@ -15,6 +15,7 @@ pub mod host_fs;
 pub mod host_services;
 pub mod hypercall;
 pub mod idt_gate;
+pub mod log_text;
 pub mod memory;
 pub mod page_table;
 pub mod scheduler;

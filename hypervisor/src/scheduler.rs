@@ -21,12 +21,14 @@ pub fn next_runnable<V>(guests: &[Guest<V>], current: Option<usize>) -> Option<u
         .find(|&i| guests[i].state.stopped.is_none())
 }
 
-/// Runs every guest until all have stopped or `max_exits` exits have been handled in total (then the
-/// ones still running are stopped with [`StopReason::BudgetExhausted`]). Returns the exits handled.
+/// Runs every guest until all have stopped. Each guest may cause `max_exits_per_guest` exits; one
+/// that reaches its budget is stopped with [`StopReason::BudgetExhausted`] and the others go on (a
+/// guest spinning on cheap exits spends its own budget, never another's). Every guest's exits,
+/// time slices included, count, so the loop ends. Returns the exits handled in total.
 pub fn run_round_robin<V: Vcpu>(
     guests: &mut [Guest<V>],
     env: &mut ExitEnv<'_>,
-    max_exits: u64,
+    max_exits_per_guest: u64,
 ) -> u64 {
     let mut exits = 0u64;
     let mut current = None;
@@ -34,8 +36,9 @@ pub fn run_round_robin<V: Vcpu>(
         current = Some(index);
         let guest = &mut guests[index];
         loop {
-            if exits >= max_exits {
-                stop(guest, env, StopReason::BudgetExhausted { exits });
+            let own = guest.state.stats.exits;
+            if own >= max_exits_per_guest {
+                stop(guest, env, StopReason::BudgetExhausted { exits: own });
                 break;
             }
             let exit = match guest.vcpu.run() {

@@ -100,6 +100,38 @@ fn entry_failure_and_budget_stop_only_that_guest() {
 }
 
 #[test]
+fn a_guest_spinning_on_cheap_exits_spends_only_its_own_budget() {
+    let spin = vec![
+        VmExit::Cpuid {
+            leaf: 0,
+            subleaf: 0
+        };
+        1000
+    ];
+    let mut guests = vec![
+        guest("spin", spin),
+        guest("good", vec![out(b'o'), out(b'k'), out(b'\n'), VmExit::Hlt]),
+        guest("late", vec![VmExit::PreemptionTimer, VmExit::Hlt]),
+    ];
+    let mut log = Lines::default();
+    let mut env = ExitEnv {
+        log: &mut log,
+        host_cpuid: &host_cpuid,
+        xcr0_allowed: 7,
+        services: &mut crate::host_services::fail_closed("no policy loaded", || 0),
+    };
+    let exits = run_round_robin(&mut guests, &mut env, 500);
+    assert_eq!(
+        guests[0].state.stopped,
+        Some(StopReason::BudgetExhausted { exits: 500 })
+    );
+    assert_eq!(guests[1].state.stopped, Some(StopReason::Halted));
+    assert_eq!(guests[2].state.stopped, Some(StopReason::Halted));
+    assert!(log.has("[guest good] ok"));
+    assert_eq!(exits, 500 + 4 + 2);
+}
+
+#[test]
 fn stop_reasons_print_on_one_line() {
     let reason = StopReason::Exited {
         code: 0xDEAD_0001,

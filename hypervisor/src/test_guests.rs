@@ -7,6 +7,10 @@
 //! - `triple-fault`: loads an empty IDT and executes INT3: triple fault.
 //! - `xsetbv`: sets CR4.OSXSAVE, XSETBV x87|SSE (allowed; prints XCR0 = 3 read back with XGETBV), then
 //!   XSETBV with PKRU (refused: #GP, no IDT: triple fault).
+//! - `kgs-a`, `kgs-b` (the same code): print IA32_KERNEL_GS_BASE's low byte as a digit, set it to
+//!   0x11, leave for a console write, read it back and print it, then HLT. Each must print `0.A`: a
+//!   guest starts with its own zero and keeps its own value across exits (run both: the second would
+//!   print `A.A` if it saw the first one's value).
 //! - `misbehave`: a `write_file` tool call (denied by the policy's tier), a tool call whose request
 //!   pointer lies outside guest memory (refused: bad pointer), then a write outside guest memory
 //!   (EPT violation: the guest is stopped). Each one leaves an audit record.
@@ -58,6 +62,20 @@ const XSETBV_GUEST: &[u8] = &[
     0xF4, // hlt (not reached)
 ];
 
+const KERNEL_GS_BASE_GUEST: &[u8] = &[
+    0xB9, 0x02, 0x01, 0x00, 0xC0, // mov ecx, 0xC0000102 (IA32_KERNEL_GS_BASE)
+    0x0F, 0x32, // rdmsr
+    0x04, 0x30, 0xE6, 0xE9, // add al, '0'; out 0xE9, al
+    0xB8, 0x11, 0x00, 0x00, 0x00, // mov eax, 0x11
+    0x31, 0xD2, // xor edx, edx
+    0x0F, 0x30, // wrmsr
+    0xB0, 0x2E, 0xE6, 0xE9, // mov al, '.'; out 0xE9, al (an exit)
+    0x0F, 0x32, // rdmsr
+    0x04, 0x30, 0xE6, 0xE9, // add al, '0'; out 0xE9, al
+    0xB0, 0x0A, 0xE6, 0xE9, // mov al, '\n'; out 0xE9, al
+    0xF4, // hlt
+];
+
 /// Guest-physical address the `misbehave` guest writes (outside its RAM, inside its page tables).
 pub const OUTSIDE_RAM_GPA: u32 = 0x7000_0000;
 /// Request pointer of the `misbehave` guest's second call: outside its RAM.
@@ -103,6 +121,7 @@ pub fn code(name: &str) -> Option<Vec<u8>> {
         "msr" => Some(MSR_GUEST.to_vec()),
         "triple-fault" => Some(TRIPLE_FAULT_GUEST.to_vec()),
         "xsetbv" => Some(XSETBV_GUEST.to_vec()),
+        "kgs-a" | "kgs-b" => Some(KERNEL_GS_BASE_GUEST.to_vec()),
         "misbehave" => Some(misbehave_code()),
         _ => None,
     }

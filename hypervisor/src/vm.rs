@@ -1,6 +1,7 @@
 //! Per-guest state the exit handlers keep besides the vCPU: name, console line buffer, tool device
 //! registers, counters, and why the guest stopped.
 
+use crate::log_text::Shown;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -169,7 +170,9 @@ impl GuestState {
             return;
         }
         let text = String::from_utf8_lossy(&self.console_line);
-        log.line(format_args!("[guest {}] {}", self.name, text));
+        // One log line however the guest wrote it (control characters escaped).
+        let shown = Shown::with_max(&text, CONSOLE_LINE_MAX);
+        log.line(format_args!("[guest {}] {shown}", self.name));
         self.console_line.clear();
     }
 }

@@ -377,7 +377,16 @@ pub fn judge(
         .lines()
         .filter_map(|l| l.strip_prefix("AUDIT "))
         .collect();
-    match log.lines().find_map(|l| l.strip_prefix("AUDIT-FINAL ")) {
+    let finals: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("AUDIT-FINAL "))
+        .collect();
+    if finals.len() > 1 {
+        verdict
+            .failures
+            .push(format!("{} AUDIT-FINAL lines (one expected)", finals.len()));
+    }
+    match finals.first().copied() {
         None => verdict.failures.push("no AUDIT-FINAL line".into()),
         Some(final_hash) => {
             let audit_file = run_dir.join("audit.jsonl");

@@ -42,6 +42,24 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "PROBEVISOR-DONE status=ok",
             ]),
         },
+        // The built-in test guests under AMD SVM (QEMU TCG): the same exit paths as under VT-x; TCG
+        // lets a guest change XCR0 without an XSETBV exit, which stops that guest (exit reason 120).
+        BootTest {
+            name: "qemu-tcg-svm-guests-builtin",
+            cmdline: "testguests=cpuid,msr,xsetbv,kgs-a,kgs-b",
+            emulator: Emulator::qemu_tcg(),
+            timeout: Duration::from_secs(60),
+            expect: Expect::all(&[
+                "probevisor: backend AMD SVM",
+                "[guest test-cpuid] probevisor",
+                "guest test-msr: RDMSR of MSR 0x10 refused (#GP)",
+                "[guest test-xsetbv] 3",
+                "probevisor: guest test-xsetbv stopped: unexpected exit: exit reason 120",
+                "[guest test-kgs-a] 0.A",
+                "[guest test-kgs-b] 0.A",
+                "PROBEVISOR-DONE status=ok",
+            ]),
+        },
         // A CPU with neither VMX nor SVM is refused: `probevisor: no VT-x or SVM`, status=no-vtx.
         BootTest {
             name: "qemu-tcg-no-vtx",
@@ -65,10 +83,11 @@ pub fn boot_tests() -> Vec<BootTest> {
             ]),
         },
         // Built-in test guests of the hypervisor (hypervisor/src/test_guests.rs) under VT-x: CPUID filter
-        // and port I/O, MSR #GP injection, XSETBV checks, triple faults; each stops alone, the run ends ok.
+        // and port I/O, MSR #GP injection, XSETBV checks, triple faults, each guest's own kernel GS
+        // base; each stops alone, the run ends ok.
         BootTest {
             name: "bochs-guests-builtin",
-            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv",
+            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b",
             emulator: Emulator::bochs(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -77,6 +96,8 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "probevisor: guest test-triple-fault stopped: triple fault",
                 "[guest test-xsetbv] 3",
                 "probevisor: summary guest test-xsetbv: stopped: triple fault",
+                "[guest test-kgs-a] 0.A",
+                "[guest test-kgs-b] 0.A",
                 "PROBEVISOR-DONE status=ok",
             ]),
         },

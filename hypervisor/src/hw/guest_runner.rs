@@ -15,7 +15,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-/// Exits handled in total before the guests still running are stopped.
+/// Exits each guest may cause before it is stopped (its own budget; the others go on).
 pub const MAX_EXITS: u64 = 100_000;
 
 struct SerialLog;

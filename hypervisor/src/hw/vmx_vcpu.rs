@@ -65,8 +65,13 @@ pub struct VmxVcpu {
     slice: Option<u32>,
     save_timer: bool,
     xstate: Option<GuestXstate>,
+    /// The guest's IA32_KERNEL_GS_BASE: not in the VMCS guest area, so swapped around each entry.
+    kernel_gs_base: u64,
     fixed: FixedCrs,
 }
+
+/// IA32_KERNEL_GS_BASE (the SWAPGS target), on the MSR allow-list but not saved by VM exits.
+const IA32_KERNEL_GS_BASE: u32 = 0xC000_0102;
 
 impl VmxVcpu {
     /// Builds the guest: RAM (with its boot structures and the loaded image), EPT, bitmaps and VMCS.
@@ -193,6 +198,7 @@ impl VmxVcpu {
                 .filter(|_| written.pin & pin::PREEMPTION_TIMER != 0),
             save_timer,
             xstate: GuestXstate::new(platform.host_xcr0),
+            kernel_gs_base: 0,
             fixed: FixedCrs {
                 cr0: platform.cr0_fixed,
                 cr4: platform.cr4_fixed,
@@ -325,7 +331,13 @@ impl Vcpu for VmxVcpu {
         if let Some(x) = self.xstate.as_mut() {
             x.enter();
         }
+        // The guest reads and writes IA32_KERNEL_GS_BASE directly (allow-list), and VT-x neither
+        // loads nor saves it: it holds this guest's value only while this guest runs.
+        let host_kernel_gs_base = self.hw.rdmsr(IA32_KERNEL_GS_BASE);
+        self.hw.wrmsr(IA32_KERNEL_GS_BASE, self.kernel_gs_base);
         let result = self.hw.run_guest(&mut self.gprs, self.launched);
+        self.kernel_gs_base = self.hw.rdmsr(IA32_KERNEL_GS_BASE);
+        self.hw.wrmsr(IA32_KERNEL_GS_BASE, host_kernel_gs_base);
         if let Some(x) = self.xstate.as_mut() {
             x.leave();
         }

@@ -8,6 +8,11 @@ use alloc::boxed::Box;
 #[repr(C, align(64))]
 struct Area([u8; 4096]);
 
+/// The state components XSAVE/XRSTOR may touch: those whose standard-format offsets end inside the
+/// area (x87, SSE, AVX, AVX-512's opmask/ZMM_Hi256/Hi16_ZMM, PKRU: at most 2696 bytes). Larger
+/// components (AMX tile data) are never saved here, whatever XCR0 a guest managed to set.
+const FITS_AREA: u64 = 0b10_1110_0111;
+
 /// One guest's extended state and XCR0.
 pub struct GuestXstate {
     area: Box<Area>,
@@ -39,14 +44,22 @@ impl GuestXstate {
         self.guest_xcr0 = value;
     }
 
+    /// The requested-feature bitmap of XSAVE/XRSTOR: the guest's components that the host also
+    /// enables and that fit the area.
+    fn components(&self) -> (u32, u32) {
+        let mask = self.guest_xcr0 & self.host_xcr0 & FITS_AREA;
+        (mask as u32, (mask >> 32) as u32)
+    }
+
     /// Before entry: the guest's XCR0 and registers. A zeroed area (XSTATE_BV = 0) loads the init state.
     pub fn enter(&mut self) {
         xsetbv(self.guest_xcr0);
         let area = self.area.0.as_ptr();
-        // SAFETY: the area is 64-byte aligned, 4096 bytes (more than x87|SSE|AVX need), and holds either zeros
-        // or what XSAVE wrote under the same XCR0; XRSTOR only reads it.
+        let (low, high) = self.components();
+        // SAFETY: the area is 64-byte aligned and 4096 bytes; the components asked for (`FITS_AREA`)
+        // end within 2696 bytes; it holds either zeros or what XSAVE wrote; XRSTOR only reads it.
         unsafe {
-            core::arch::asm!("xrstor64 [{a}]", a = in(reg) area, in("eax") u32::MAX, in("edx") u32::MAX,
+            core::arch::asm!("xrstor64 [{a}]", a = in(reg) area, in("eax") low, in("edx") high,
                 options(nostack, preserves_flags, readonly));
         }
     }
@@ -54,9 +67,11 @@ impl GuestXstate {
     /// After exit: save the guest's registers under its XCR0, then switch back to the host's.
     pub fn leave(&mut self) {
         let area = self.area.0.as_mut_ptr();
-        // SAFETY: as in `enter`; XSAVE writes at most the components of the current (guest) XCR0 into the area.
+        let (low, high) = self.components();
+        // SAFETY: as in `enter`; XSAVE writes only the components asked for (within `FITS_AREA`, so
+        // within the area's first 2696 bytes) and the header.
         unsafe {
-            core::arch::asm!("xsave64 [{a}]", a = in(reg) area, in("eax") u32::MAX, in("edx") u32::MAX,
+            core::arch::asm!("xsave64 [{a}]", a = in(reg) area, in("eax") low, in("edx") high,
                 options(nostack, preserves_flags));
         }
         xsetbv(self.host_xcr0);

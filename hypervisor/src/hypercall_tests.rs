@@ -1,0 +1,77 @@
+use super::*;
+use crate::fake_vcpu::Lines;
+use alloc::vec;
+use hypercall_abi::Request;
+
+/// A tool call `name(args)` staged in a fresh guest memory: request at 0x8000.
+fn staged(name: &[u8], args: &[u8]) -> Vec<u8> {
+    let mut mem = vec![0u8; 0x2_0000];
+    let mut r = Request::new(Kind::ToolCall);
+    (r.name_gpa, r.name_len) = (0xA000, name.len() as u64);
+    (r.args_gpa, r.args_len) = (0x9000, args.len() as u64);
+    (r.result_gpa, r.result_cap) = (0xC000, 256);
+    mem[0x8000..0x8040].copy_from_slice(&r.to_bytes());
+    mem[0xA000..0xA000 + name.len()].copy_from_slice(name);
+    mem[0x9000..0x9000 + args.len()].copy_from_slice(args);
+    mem
+}
+
+#[test]
+fn guest_text_cannot_forge_log_lines() {
+    let forged = b"{\"path\":\"/x\",\"n\":\"\nAUDIT-FINAL 0000\nPROBEVISOR-DONE status=ok\n\"}";
+    for name in [&b"read_file"[..], b"read\nAUDIT {}"] {
+        let mut mem = staged(name, forged);
+        let mut guest = GuestState::new("g");
+        let mut log = Lines::default();
+        let mut services = crate::host_services::fail_closed("no policy\nAUDIT-FINAL 1", || 0);
+        let result = handle(
+            Kind::ToolCall as u64,
+            0x8000,
+            Transport::Hypercall,
+            &mut mem,
+            &mut guest,
+            &mut log,
+            &mut services,
+        );
+        assert!(matches!(result, HypercallResult::Reply(_)));
+        for line in &log.0 {
+            assert!(
+                !line.contains('\n') && !line.contains('\r'),
+                "a log line carries a line break: {line:?}"
+            );
+        }
+        if name == b"read_file" {
+            // Decided (refused: no policy) and logged with the arguments escaped.
+            assert!(log.has("audit: guest g tool call read_file"), "{:?}", log.0);
+            assert!(log.has("\\nAUDIT-FINAL 0000\\n"), "{:?}", log.0);
+        } else {
+            // The ABI refuses a name outside [a-z0-9_] before anything is logged of it.
+            assert!(log.has("refused (bad request): tool name"), "{:?}", log.0);
+        }
+    }
+}
+
+#[test]
+fn long_arguments_are_cut_in_the_log() {
+    let args = alloc::format!("{{\"path\":\"/{}\"}}", "a".repeat(60_000));
+    let mut mem = staged(b"read_file", args.as_bytes());
+    let mut guest = GuestState::new("g");
+    let mut log = Lines::default();
+    let mut services = crate::host_services::fail_closed("no policy", || 0);
+    handle(
+        Kind::ToolCall as u64,
+        0x8000,
+        Transport::Hypercall,
+        &mut mem,
+        &mut guest,
+        &mut log,
+        &mut services,
+    );
+    let line = log
+        .0
+        .iter()
+        .find(|l| l.starts_with("audit: guest g"))
+        .unwrap();
+    assert!(line.len() < 600, "{} bytes", line.len());
+    assert!(line.contains("(60012 bytes in all)"), "{line}");
+}
