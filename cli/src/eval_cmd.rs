@@ -216,6 +216,11 @@ pub fn eval(raw: &[String]) -> Result<(), String> {
         .collect();
     // `--retrieve K`: each row's K nearest rows of the other folds as per-verdict examples.
     let retrieve: usize = args.number("--retrieve", 0usize)?;
+    if retrieve > 0 && args.get("--knn-layers").is_some() {
+        // --retrieve shows each row labelled rows of other folds: a held-out label would reach the
+        // choices --knn-layers makes on the training rows.
+        return Err("--knn-layers cannot be combined with --retrieve".into());
+    }
     let neighbours = match retrieve {
         0 => Vec::new(),
         k => {

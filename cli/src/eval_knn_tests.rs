@@ -114,28 +114,6 @@ fn a_held_out_rows_label_never_reaches_its_own_prediction() {
 }
 
 #[test]
-fn saved_states_come_back_only_for_the_same_rows_and_layers() {
-    let states = vec![
-        vec![vec![1.0f32, -2.5], vec![0.25, 3.0], vec![7.0, 8.0]],
-        vec![vec![0.0f32, 1.0], vec![2.0, 3.0], vec![4.0, 5.0]],
-    ];
-    let bytes = encode_states(&states, &[7, 28]);
-    assert_eq!(decode_states(&bytes, 3, &[7, 28]).unwrap(), states);
-    assert!(decode_states(&bytes, 4, &[7, 28])
-        .unwrap_err()
-        .contains("3 rows"));
-    assert!(decode_states(&bytes, 3, &[7]).is_err());
-    assert_eq!(
-        decode_states(&bytes[..bytes.len() - 1], 3, &[7, 28]).unwrap_err(),
-        "wrong length"
-    );
-    assert_eq!(
-        decode_states(&bytes[..6], 3, &[7, 28]).unwrap_err(),
-        "truncated"
-    );
-}
-
-#[test]
 fn groups_are_id_prefixes() {
     let ids: Vec<String> = ["fs-001", "sh-002", "fs-003", "net-x-1", "solo"]
         .iter()

@@ -6,6 +6,7 @@ mod eval_cmd;
 mod eval_generate;
 mod eval_injection;
 mod eval_knn;
+mod eval_knn_states;
 mod eval_reason;
 mod eval_report;
 mod eval_retrieve;

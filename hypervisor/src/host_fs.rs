@@ -120,7 +120,8 @@ pub fn normalize(path: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// Bytes all files together may hold after a guest's write (the heap also holds the model).
+/// Bytes all files and their paths together may hold after a guest's write (the heap also holds
+/// the model).
 pub const MAX_FS_BYTES: usize = 64 << 20;
 /// Files the file system may hold after a guest's write.
 pub const MAX_FS_FILES: usize = 4096;
@@ -132,7 +133,7 @@ pub const MAX_FS_FILES: usize = 4096;
 pub struct MemFs {
     files: BTreeMap<String, Vec<u8>>,
     dirs: BTreeMap<String, ()>,
-    /// The files' bytes, all together.
+    /// The files' bytes and their paths' bytes, all together.
     bytes: usize,
 }
 
@@ -144,9 +145,9 @@ impl MemFs {
             if entry.is_dir {
                 fs.dirs.insert(path, ());
             } else {
-                fs.bytes += entry.data.len();
-                if let Some(old) = fs.files.insert(path, entry.data.to_vec()) {
-                    fs.bytes -= old.len();
+                fs.bytes += path.len() + entry.data.len();
+                if let Some(old) = fs.files.insert(path.clone(), entry.data.to_vec()) {
+                    fs.bytes -= path.len() + old.len();
                 }
             }
         }
@@ -170,8 +171,9 @@ impl MemFs {
         if path == "/" || self.is_dir(&path) {
             return Err(format!("{path}: is a directory"));
         }
-        let old = self.files.get(&path).map(Vec::len);
-        let bytes = self.bytes - old.unwrap_or(0) + content.len();
+        // A path's bytes count too: many files with long names are memory as well.
+        let old = self.files.get(&path).map(|f| path.len() + f.len());
+        let bytes = self.bytes - old.unwrap_or(0) + path.len() + content.len();
         let files = self.files.len() + usize::from(old.is_none());
         if bytes > MAX_FS_BYTES || files > MAX_FS_FILES {
             return Err(format!(
@@ -189,7 +191,7 @@ impl MemFs {
             .files
             .remove(&path)
             .ok_or(format!("{path}: no such file"))?;
-        self.bytes -= old.len();
+        self.bytes -= path.len() + old.len();
         Ok(())
     }
 
@@ -309,21 +311,24 @@ mod tests {
     #[test]
     fn writes_past_the_limits_fail_and_lose_nothing() {
         let mut fs = MemFs::default();
-        let chunk = vec![7u8; MAX_FS_BYTES / 4];
+        // Four files whose bytes and paths ("/bigN", 5 bytes) fill the file system exactly.
+        let chunk = vec![7u8; MAX_FS_BYTES / 4 - 5];
         for i in 0..4 {
             fs.write_file(&format!("/big{i}"), &chunk).unwrap();
         }
-        let err = fs.write_file("/one-more", b"x").unwrap_err();
+        let err = fs.write_file("/x", b"").unwrap_err();
         assert!(err.contains("file system full"), "{err}");
-        assert!(fs.read_file("/one-more").is_err());
+        assert!(fs.read_file("/x").is_err());
         // Rewriting a file in place counts only the difference; deleting frees its bytes.
         fs.write_file("/big0", &chunk).unwrap();
-        assert!(fs
-            .write_file("/big0", &[0u8; MAX_FS_BYTES / 4 + 1])
-            .is_err());
+        let bigger = vec![0u8; chunk.len() + 1];
+        assert!(fs.write_file("/big0", &bigger).is_err());
         assert_eq!(fs.read_file("/big0").unwrap().len(), chunk.len());
         fs.delete_file("/big3").unwrap();
         fs.write_file("/one-more", b"x").unwrap();
+        // Long paths count: a name alone can fill what is left.
+        let long = format!("/{}", "n".repeat(MAX_FS_BYTES / 4));
+        assert!(fs.write_file(&long, b"").unwrap_err().contains("full"));
         // The file count is bounded too.
         let mut fs = MemFs::default();
         for i in 0..MAX_FS_FILES {

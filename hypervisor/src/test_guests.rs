@@ -11,6 +11,9 @@
 //!   0x11, leave for a console write, read it back and print it, then HLT. Each must print `0.A`: a
 //!   guest starts with its own zero and keeps its own value across exits (run both: the second would
 //!   print `A.A` if it saw the first one's value).
+//! - `xcr0-shrink`: sets XCR0 to x87|SSE|AVX, makes the upper half of YMM0 non-zero, leaves for a
+//!   console write (its AVX state is saved), sets XCR0 back to x87|SSE and writes again: restoring
+//!   a saved AVX state under an XCR0 without AVX would fault in the hypervisor. Prints `.ok`, HLT.
 //! - `misbehave`: a `write_file` tool call (denied by the policy's tier), a tool call whose request
 //!   pointer lies outside guest memory (refused: bad pointer), then a write outside guest memory
 //!   (EPT violation: the guest is stopped). Each one leaves an audit record.
@@ -76,6 +79,24 @@ const KERNEL_GS_BASE_GUEST: &[u8] = &[
     0xF4, // hlt
 ];
 
+const XCR0_SHRINK_GUEST: &[u8] = &[
+    0x0F, 0x20, 0xE0, // mov rax, cr4
+    0x48, 0x0D, 0x00, 0x00, 0x04, 0x00, // or rax, CR4.OSXSAVE
+    0x0F, 0x22, 0xE0, // mov cr4, rax
+    0x31, 0xC9, 0x31, 0xD2, // xor ecx, ecx; xor edx, edx
+    0xB8, 0x07, 0x00, 0x00, 0x00, // mov eax, 7 (x87|SSE|AVX)
+    0x0F, 0x01, 0xD1, // xsetbv
+    0xC5, 0xFD, 0x74, 0xC0, // vpcmpeqb ymm0, ymm0, ymm0 (all ones: AVX state in use)
+    0xB0, 0x2E, 0xE6, 0xE9, // mov al, '.'; out 0xE9, al (an exit: the AVX state is saved)
+    0x31, 0xD2, // xor edx, edx
+    0xB8, 0x03, 0x00, 0x00, 0x00, // mov eax, 3 (x87|SSE)
+    0x0F, 0x01, 0xD1, // xsetbv
+    0xB0, 0x6F, 0xE6, 0xE9, // mov al, 'o'; out 0xE9, al
+    0xB0, 0x6B, 0xE6, 0xE9, // mov al, 'k'; out 0xE9, al
+    0xB0, 0x0A, 0xE6, 0xE9, // mov al, '\n'; out 0xE9, al
+    0xF4, // hlt
+];
+
 /// Guest-physical address the `misbehave` guest writes (outside its RAM, inside its page tables).
 pub const OUTSIDE_RAM_GPA: u32 = 0x7000_0000;
 /// Request pointer of the `misbehave` guest's second call: outside its RAM.
@@ -122,6 +143,7 @@ pub fn code(name: &str) -> Option<Vec<u8>> {
         "triple-fault" => Some(TRIPLE_FAULT_GUEST.to_vec()),
         "xsetbv" => Some(XSETBV_GUEST.to_vec()),
         "kgs-a" | "kgs-b" => Some(KERNEL_GS_BASE_GUEST.to_vec()),
+        "xcr0-shrink" => Some(XCR0_SHRINK_GUEST.to_vec()),
         "misbehave" => Some(misbehave_code()),
         _ => None,
     }

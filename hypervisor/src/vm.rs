@@ -67,7 +67,7 @@ pub enum StopReason {
     UnexpectedExit(String),
     /// The guest could not be entered.
     EntryFailed(String),
-    /// The guest used up the run's exit budget without finishing.
+    /// The guest used up its own exit budget without finishing.
     BudgetExhausted {
         exits: u64,
     },
@@ -80,11 +80,8 @@ impl fmt::Display for StopReason {
                 write!(f, "exited with code {code}")
             }
             Self::Exited { code, message } => {
-                write!(
-                    f,
-                    "exited with code {code:#x}: \"{}\"",
-                    message.escape_debug()
-                )
+                // The guest's words: on one line, cut (they are printed twice).
+                write!(f, "exited with code {code:#x}: \"{}\"", Shown::new(message))
             }
             Self::Halted => write!(f, "halted (HLT)"),
             Self::MalformedExit(why) => write!(f, "malformed Exit request ({why})"),

@@ -140,3 +140,30 @@ fn a_block_past_the_model_is_refused_and_the_cache_is_unchanged() {
     );
     assert_eq!(cache.len(), 2);
 }
+
+#[test]
+fn a_prompt_longer_than_a_chunk_gives_its_last_tokens_state() {
+    let bytes = tiny_llama_gguf(15);
+    for model in models(&bytes) {
+        let n_vocab = model.config().n_vocab as u32;
+        // 70 tokens: two prefill chunks of the native path (64 + 6).
+        let long: Vec<u32> = (0..70u32).map(|i| 1 + (i * 7) % (n_vocab - 1)).collect();
+        let n_layer = model.weights().layers.len();
+        for layer in [0, 1, n_layer] {
+            let whole = hidden(&model, &long, layer);
+            let mut cache = KvCache::new(&model, 256);
+            model
+                .forward(&mut cache, &long[..69], LogitsRequest::LastRows(&[]))
+                .unwrap();
+            let split = model
+                .forward(&mut cache, &long[69..], LogitsRequest::LastHidden(layer))
+                .unwrap();
+            assert_eq!(
+                bits(&whole),
+                bits(&split),
+                "{:?}, layer {layer}",
+                model.arithmetic()
+            );
+        }
+    }
+}

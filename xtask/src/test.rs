@@ -46,7 +46,7 @@ pub fn boot_tests() -> Vec<BootTest> {
         // lets a guest change XCR0 without an XSETBV exit, which stops that guest (exit reason 120).
         BootTest {
             name: "qemu-tcg-svm-guests-builtin",
-            cmdline: "testguests=cpuid,msr,xsetbv,kgs-a,kgs-b",
+            cmdline: "testguests=cpuid,msr,xsetbv,kgs-a,kgs-b,xcr0-shrink",
             emulator: Emulator::qemu_tcg(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -57,6 +57,7 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "probevisor: guest test-xsetbv stopped: unexpected exit: exit reason 120",
                 "[guest test-kgs-a] 0.A",
                 "[guest test-kgs-b] 0.A",
+                "[guest test-xcr0-shrink] .ok",
                 "PROBEVISOR-DONE status=ok",
             ]),
         },
@@ -84,10 +85,10 @@ pub fn boot_tests() -> Vec<BootTest> {
         },
         // Built-in test guests of the hypervisor (hypervisor/src/test_guests.rs) under VT-x: CPUID filter
         // and port I/O, MSR #GP injection, XSETBV checks, triple faults, each guest's own kernel GS
-        // base; each stops alone, the run ends ok.
+        // base, a guest that turns AVX off after using it; each stops alone, the run ends ok.
         BootTest {
             name: "bochs-guests-builtin",
-            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b",
+            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink",
             emulator: Emulator::bochs(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -98,6 +99,7 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "probevisor: summary guest test-xsetbv: stopped: triple fault",
                 "[guest test-kgs-a] 0.A",
                 "[guest test-kgs-b] 0.A",
+                "[guest test-xcr0-shrink] .ok",
                 "PROBEVISOR-DONE status=ok",
             ]),
         },
