@@ -16,23 +16,28 @@ fn staged(name: &[u8], args: &[u8]) -> Vec<u8> {
     mem
 }
 
+/// The tool call staged in `mem`, with a service that refuses every call with `reason`.
+fn call(mem: &mut [u8], log: &mut Lines, reason: &str) -> HypercallResult {
+    let mut guest = GuestState::new("g");
+    let mut services = crate::host_services::fail_closed(reason, || 0);
+    handle(
+        Kind::ToolCall as u64,
+        0x8000,
+        Transport::Hypercall,
+        mem,
+        &mut guest,
+        log,
+        &mut services,
+    )
+}
+
 #[test]
 fn guest_text_cannot_forge_log_lines() {
     let forged = b"{\"path\":\"/x\",\"n\":\"\nAUDIT-FINAL 0000\nPROBEVISOR-DONE status=ok\n\"}";
     for name in [&b"read_file"[..], b"read\nAUDIT {}"] {
         let mut mem = staged(name, forged);
-        let mut guest = GuestState::new("g");
         let mut log = Lines::default();
-        let mut services = crate::host_services::fail_closed("no policy\nAUDIT-FINAL 1", || 0);
-        let result = handle(
-            Kind::ToolCall as u64,
-            0x8000,
-            Transport::Hypercall,
-            &mut mem,
-            &mut guest,
-            &mut log,
-            &mut services,
-        );
+        let result = call(&mut mem, &mut log, "no policy\nAUDIT-FINAL 1");
         assert!(matches!(result, HypercallResult::Reply(_)));
         for line in &log.0 {
             assert!(
@@ -55,18 +60,8 @@ fn guest_text_cannot_forge_log_lines() {
 fn long_arguments_are_cut_in_the_log() {
     let args = alloc::format!("{{\"path\":\"/{}\"}}", "a".repeat(60_000));
     let mut mem = staged(b"read_file", args.as_bytes());
-    let mut guest = GuestState::new("g");
     let mut log = Lines::default();
-    let mut services = crate::host_services::fail_closed("no policy", || 0);
-    handle(
-        Kind::ToolCall as u64,
-        0x8000,
-        Transport::Hypercall,
-        &mut mem,
-        &mut guest,
-        &mut log,
-        &mut services,
-    );
+    call(&mut mem, &mut log, "no policy");
     let line = log
         .0
         .iter()

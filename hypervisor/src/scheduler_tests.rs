@@ -11,6 +11,18 @@ fn guest(name: &str, script: Vec<VmExit>) -> Guest<FakeVcpu> {
     }
 }
 
+/// Runs `guests` round robin with no policy loaded (tool calls refused), `max` exits each.
+fn run_without_policy(guests: &mut [Guest<FakeVcpu>], log: &mut Lines, max: u64) -> u64 {
+    let mut services = crate::host_services::fail_closed("no policy loaded", || 0);
+    let mut env = ExitEnv {
+        log,
+        host_cpuid: &host_cpuid,
+        xcr0_allowed: 7,
+        services: &mut services,
+    };
+    run_round_robin(guests, &mut env, max)
+}
+
 fn out(c: u8) -> VmExit {
     VmExit::PortIo {
         port: 0xE9,
@@ -42,13 +54,7 @@ fn guests_alternate_on_preemption_and_a_stopped_one_is_skipped() {
         ),
     ];
     let mut log = Lines::default();
-    let mut env = ExitEnv {
-        log: &mut log,
-        host_cpuid: &host_cpuid,
-        xcr0_allowed: 7,
-        services: &mut crate::host_services::fail_closed("no policy loaded", || 0),
-    };
-    let exits = run_round_robin(&mut guests, &mut env, 100);
+    let exits = run_without_policy(&mut guests, &mut log, 100);
     assert_eq!(exits, 11);
     assert_eq!(guests[0].state.stopped, Some(StopReason::Halted));
     assert_eq!(guests[1].state.stopped, Some(StopReason::TripleFault));
@@ -80,13 +86,7 @@ fn entry_failure_and_budget_stop_only_that_guest() {
     ];
     guests[1].vcpu.regs.gpr[RAX] = 1;
     let mut log = Lines::default();
-    let mut env = ExitEnv {
-        log: &mut log,
-        host_cpuid: &host_cpuid,
-        xcr0_allowed: 7,
-        services: &mut crate::host_services::fail_closed("no policy loaded", || 0),
-    };
-    let exits = run_round_robin(&mut guests, &mut env, 10);
+    let exits = run_without_policy(&mut guests, &mut log, 10);
     assert_eq!(exits, 10);
     assert!(matches!(
         guests[0].state.stopped,
@@ -114,13 +114,7 @@ fn a_guest_spinning_on_cheap_exits_spends_only_its_own_budget() {
         guest("late", vec![VmExit::PreemptionTimer, VmExit::Hlt]),
     ];
     let mut log = Lines::default();
-    let mut env = ExitEnv {
-        log: &mut log,
-        host_cpuid: &host_cpuid,
-        xcr0_allowed: 7,
-        services: &mut crate::host_services::fail_closed("no policy loaded", || 0),
-    };
-    let exits = run_round_robin(&mut guests, &mut env, 500);
+    let exits = run_without_policy(&mut guests, &mut log, 500);
     assert_eq!(
         guests[0].state.stopped,
         Some(StopReason::BudgetExhausted { exits: 500 })
