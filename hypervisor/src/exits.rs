@@ -123,8 +123,16 @@ pub fn handle_exit<V: Vcpu + ?Sized>(
             }
             ExitAction::Resume
         }
-        VmExit::MmioAccess { gpa, write, fetch } => {
-            if !fetch && (TOOL_DEVICE_GPA..TOOL_DEVICE_GPA + TOOL_DEVICE_SIZE).contains(&gpa) {
+        VmExit::MmioAccess {
+            gpa,
+            write,
+            fetch,
+            page_walk,
+        } => {
+            // Only an instruction's own data access is a device access: a fetch from the window, or
+            // guest page tables placed in it, stop the guest like any access outside its memory.
+            let in_window = (TOOL_DEVICE_GPA..TOOL_DEVICE_GPA + TOOL_DEVICE_SIZE).contains(&gpa);
+            if in_window && !fetch && !page_walk {
                 return tool_device(vcpu, guest, env, gpa, write);
             }
             let reason = StopReason::MemoryViolation { gpa, write, fetch };
@@ -327,3 +335,7 @@ fn tool_device<V: Vcpu + ?Sized>(
 #[cfg(test)]
 #[path = "exits_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "exits_device_tests.rs"]
+mod device_tests;

@@ -116,6 +116,7 @@ pub fn decode_exit(vmcb: &Vmcb, regs: &Registers, intr_ends_slice: bool) -> VmEx
                 gpa: npf.gpa,
                 write: npf.write,
                 fetch: npf.fetch,
+                page_walk: npf.page_table_walk,
             }
         }
         ExitCode::Xsetbv => VmExit::Xsetbv {

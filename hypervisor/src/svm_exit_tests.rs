@@ -166,7 +166,8 @@ fn nested_page_fault_is_an_mmio_access() {
         VmExit::MmioAccess {
             gpa: 0xFEB0_0008,
             write: true,
-            fetch: false
+            fetch: false,
+            page_walk: false,
         }
     );
     let fetch = vmcb_with(ExitCode::Npf, 1 << 4 | 1 << 2 | 1 << 32, 0x1000_0000);
@@ -175,7 +176,19 @@ fn nested_page_fault_is_an_mmio_access() {
         VmExit::MmioAccess {
             gpa: 0x1000_0000,
             write: false,
-            fetch: true
+            fetch: true,
+            page_walk: false,
+        }
+    );
+    // The guest's own page-table walk touching the window (bit 33): not the instruction's access.
+    let walk = vmcb_with(ExitCode::Npf, 1 << 2 | 1 << 33, 0xFEB0_0000);
+    assert_eq!(
+        decode_exit(&walk, &Registers::default(), true),
+        VmExit::MmioAccess {
+            gpa: 0xFEB0_0000,
+            write: false,
+            fetch: false,
+            page_walk: true,
         }
     );
 }

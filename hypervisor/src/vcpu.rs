@@ -55,6 +55,9 @@ pub enum VmExit {
         gpa: u64,
         write: bool,
         fetch: bool,
+        /// The access was the processor walking the guest's own page tables (they lie at `gpa`),
+        /// not the instruction's data access: never a device access.
+        page_walk: bool,
     },
     /// XSETBV of `value` into XCR `xcr`.
     Xsetbv {

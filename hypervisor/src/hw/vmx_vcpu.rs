@@ -307,6 +307,7 @@ impl VmxVcpu {
                     gpa,
                     write: q.write,
                     fetch: q.fetch,
+                    page_walk: q.linear_address_valid && !q.final_translation,
                 }
             }
             BasicExitReason::ExceptionOrNmi => {
