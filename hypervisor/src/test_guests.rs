@@ -14,11 +14,19 @@
 //! - `xcr0-shrink`: sets XCR0 to x87|SSE|AVX, makes the upper half of YMM0 non-zero, leaves for a
 //!   console write (its AVX state is saved), sets XCR0 back to x87|SSE and writes again: restoring
 //!   a saved AVX state under an XCR0 without AVX would fault in the hypervisor. Prints `.ok`, HLT.
+//! - `mxcsr-a`, `mxcsr-b` (the same code): print MXCSR, set it to 0x7F80 (round toward zero), print
+//!   it again after those exits: each must print `0000000000001F80 0000000000007F80 ` (a guest starts
+//!   with the default and keeps its own; the second would start with 7F80 if state leaked).
+//! - `mxcsr-unmask`: unmasks every SSE exception (MXCSR = 0) and makes a `read_file` tool call: with
+//!   a model loaded, the gate's inference must not run with the guest's MXCSR (#XM in the host).
+//! - `clgi`, `vmload` (AMD SVM): CLGI then spin, VMLOAD of host-physical page 0: both intercepted,
+//!   the guest is stopped (under VT-x they are #UD: triple fault).
 //! - `misbehave`: a `write_file` tool call (denied by the policy's tier), a tool call whose request
 //!   pointer lies outside guest memory (refused: bad pointer), then a write outside guest memory
 //!   (EPT violation: the guest is stopped). Each one leaves an audit record.
 
 use crate::guest_memory::RESERVED_LOW;
+use alloc::vec;
 use alloc::vec::Vec;
 use hypercall_abi::{Kind, Request};
 
@@ -97,6 +105,94 @@ const XCR0_SHRINK_GUEST: &[u8] = &[
     0xF4, // hlt
 ];
 
+/// `print_hex`: RAX as 16 hex digits and a space on port 0xE9 (call it; clobbers RAX, RCX, RDX).
+const PRINT_HEX: &[u8] = &[
+    0x48, 0x89, 0xC2, // mov rdx, rax
+    0xB9, 0x10, 0x00, 0x00, 0x00, // mov ecx, 16
+    0x48, 0xC1, 0xC2, 0x04, // rol rdx, 4
+    0x89, 0xD0, // mov eax, edx
+    0x83, 0xE0, 0x0F, // and eax, 0xf
+    0x3C, 0x0A, 0x72, 0x02, // cmp al, 10; jb +2
+    0x04, 0x07, // add al, 7
+    0x04, 0x30, 0xE6, 0xE9, // add al, '0'; out 0xE9, al
+    0xFF, 0xC9, 0x75, 0xE9, // dec ecx; jnz rol
+    0xB0, 0x20, 0xE6, 0xE9, // mov al, ' '; out 0xE9, al
+    0xC3, // ret
+];
+
+fn mxcsr_pair_code() -> Vec<u8> {
+    // 52 bytes of code, then print_hex (36 bytes), then the MXCSR value.
+    let mut code = vec![
+        0x0F, 0x20, 0xE0, // mov rax, cr4
+        0x48, 0x0D, 0x00, 0x06, 0x00, 0x00, // or rax, CR4.OSFXSR | CR4.OSXMMEXCPT
+        0x0F, 0x22, 0xE0, // mov cr4, rax
+        0x0F, 0xAE, 0x5C, 0x24, 0xF8, // stmxcsr [rsp - 8]
+        0x8B, 0x44, 0x24, 0xF8, // mov eax, [rsp - 8]
+        0xE8, 0x1A, 0x00, 0x00, 0x00, // call print_hex (at 52: +0x1a)
+        0x0F, 0xAE, 0x15, 0x37, 0x00, 0x00,
+        0x00, // ldmxcsr [rip + 0x37] (at 88, after print_hex)
+        0x0F, 0xAE, 0x5C, 0x24, 0xF8, // stmxcsr [rsp - 8]
+        0x8B, 0x44, 0x24, 0xF8, // mov eax, [rsp - 8]
+        0xE8, 0x05, 0x00, 0x00, 0x00, // call print_hex (+5)
+        0xB0, 0x0A, 0xE6, 0xE9, // mov al, '\n'; out 0xE9, al
+        0xF4, // hlt
+    ];
+    debug_assert_eq!(code.len(), 52);
+    code.extend_from_slice(PRINT_HEX);
+    debug_assert_eq!(code.len(), 88);
+    code.extend_from_slice(&0x7F80u32.to_le_bytes());
+    code
+}
+
+/// MXCSR = `mxcsr`, then a `read_file` tool call; prints the call's status digit.
+fn mxcsr_tool_call_code(mxcsr: u32) -> Vec<u8> {
+    let base = TEST_GUEST_BASE as u32;
+    let (mxcsr_at, request_at, name_at, args_at, result_at) =
+        (0x80u32, 0x100, 0x140, 0x160, 0x1000);
+    let mut code = vec![
+        0x0F, 0x20, 0xE0, // mov rax, cr4
+        0x48, 0x0D, 0x00, 0x06, 0x00, 0x00, // or rax, CR4.OSFXSR | CR4.OSXMMEXCPT
+        0x0F, 0x22, 0xE0, // mov cr4, rax
+        0x0F, 0xAE, 0x14, 0x25, // ldmxcsr [imm32]
+    ];
+    code.extend_from_slice(&(base + mxcsr_at).to_le_bytes());
+    code.push(0xBB); // mov ebx, imm32
+    code.extend_from_slice(&(base + request_at).to_le_bytes());
+    code.push(0xB8); // mov eax, imm32
+    code.extend_from_slice(&(Kind::ToolCall as u32).to_le_bytes());
+    code.extend_from_slice(&[0x0F, 0x01, 0xC1]); // vmcall
+    code.extend_from_slice(&[0x04, 0x30, 0xE6, 0xE9, 0xB0, 0x0A, 0xE6, 0xE9, 0xF4]); // status digit, '\n', hlt
+    let (name, args): (&[u8], &[u8]) = (b"read_file", br#"{"path":"/project/README.md"}"#);
+    let mut request = Request::new(Kind::ToolCall);
+    (request.name_gpa, request.name_len) = (u64::from(base + name_at), name.len() as u64);
+    (request.args_gpa, request.args_len) = (u64::from(base + args_at), args.len() as u64);
+    (request.result_gpa, request.result_cap) = (u64::from(base + result_at), 256);
+    for (at, bytes) in [
+        (mxcsr_at, &mxcsr.to_le_bytes()[..]),
+        (request_at, &request.to_bytes()[..]),
+        (name_at, name),
+        (args_at, args),
+    ] {
+        code.resize(at as usize, 0);
+        code.extend_from_slice(bytes);
+    }
+    code.resize(result_at as usize + 256, 0);
+    code
+}
+
+const CLGI_GUEST: &[u8] = &[
+    0x0F, 0x01, 0xDD, // clgi
+    0xEB, 0xFE, // jmp $ (with GIF clear no interrupt would ever end the slice)
+];
+
+const VMLOAD_GUEST: &[u8] = &[
+    0x31, 0xC0, // xor eax, eax
+    0x0F, 0x01, 0xDA, // vmload (RAX: a host-physical address)
+    0xB0, 0x21, 0xE6, 0xE9, // mov al, '!'; out 0xE9, al (not reached)
+    0xB0, 0x0A, 0xE6, 0xE9, // mov al, '\n'; out 0xE9, al
+    0xF4, // hlt
+];
+
 /// Guest-physical address the `misbehave` guest writes (outside its RAM, inside its page tables).
 pub const OUTSIDE_RAM_GPA: u32 = 0x7000_0000;
 /// Request pointer of the `misbehave` guest's second call: outside its RAM.
@@ -144,6 +240,10 @@ pub fn code(name: &str) -> Option<Vec<u8>> {
         "xsetbv" => Some(XSETBV_GUEST.to_vec()),
         "kgs-a" | "kgs-b" => Some(KERNEL_GS_BASE_GUEST.to_vec()),
         "xcr0-shrink" => Some(XCR0_SHRINK_GUEST.to_vec()),
+        "mxcsr-a" | "mxcsr-b" => Some(mxcsr_pair_code()),
+        "mxcsr-unmask" => Some(mxcsr_tool_call_code(0)),
+        "clgi" => Some(CLGI_GUEST.to_vec()),
+        "vmload" => Some(VMLOAD_GUEST.to_vec()),
         "misbehave" => Some(misbehave_code()),
         _ => None,
     }
@@ -191,11 +291,22 @@ mod tests {
     use super::*;
     use crate::guest_loader::parse;
     use crate::guest_memory::GUEST_RAM_SIZE;
-    use alloc::vec;
 
     #[test]
     fn builtin_images_pass_the_loader() {
-        for name in ["cpuid", "msr", "triple-fault", "xsetbv", "misbehave"] {
+        for name in [
+            "cpuid",
+            "msr",
+            "triple-fault",
+            "xsetbv",
+            "misbehave",
+            "kgs-a",
+            "xcr0-shrink",
+            "mxcsr-a",
+            "mxcsr-unmask",
+            "clgi",
+            "vmload",
+        ] {
             let code = code(name).unwrap();
             let file = elf_image(&code);
             let image = parse(&file, RESERVED_LOW, GUEST_RAM_SIZE).unwrap();

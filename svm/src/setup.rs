@@ -95,9 +95,27 @@ pub const GUEST_CR4: u64 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
 /// Guest EFER: long mode enabled and active, NX, and SVME (VMRUN requires it set).
 pub const GUEST_EFER: u64 = EFER_LME | EFER_LMA | EFER_NXE | EFER_SVME;
 
-/// Sets the intercepts of `choice`, plus VMRUN.
+/// The intercepts that are always on. The guest runs with EFER.SVME set (VMRUN requires it), so it
+/// could otherwise execute the SVM instructions itself: VMLOAD/VMSAVE take a *host*-physical
+/// address (another guest's memory, the hypervisor's code), CLGI masks the time-slice interrupt for
+/// good, INVLPGA flushes other guests' ASIDs, INVD drops the host's dirty cache lines. Each of them
+/// exits (and the guest is stopped).
+pub const ALWAYS_INTERCEPTED: [Intercept; 8] = [
+    Intercept::VMRUN,
+    Intercept::VMLOAD,
+    Intercept::VMSAVE,
+    Intercept::STGI,
+    Intercept::CLGI,
+    Intercept::SKINIT,
+    Intercept::INVLPGA,
+    Intercept::INVD,
+];
+
+/// Sets the intercepts of `choice`, plus [`ALWAYS_INTERCEPTED`].
 pub fn write_intercepts(vmcb: &mut Vmcb, choice: InterceptChoice) {
-    vmcb.set_intercept(Intercept::VMRUN, true);
+    for intercept in ALWAYS_INTERCEPTED {
+        vmcb.set_intercept(intercept, true);
+    }
     let optional = [
         (Intercept::VMMCALL, choice.vmmcall),
         (Intercept::CPUID, choice.cpuid),

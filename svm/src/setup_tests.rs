@@ -66,6 +66,18 @@ fn default_intercepts_are_set_and_optional_ones_can_be_left_out() {
         assert!(vmcb.intercepts(i), "{i:?}");
     }
     assert!(!vmcb.intercepts(Intercept::RDTSC));
+    // The SVM instructions a guest could otherwise run on host-physical memory or the GIF.
+    for i in ALWAYS_INTERCEPTED {
+        assert!(vmcb.intercepts(i), "{i:?}");
+    }
+    for i in [
+        Intercept::VMLOAD,
+        Intercept::VMSAVE,
+        Intercept::CLGI,
+        Intercept::STGI,
+    ] {
+        assert!(ALWAYS_INTERCEPTED.contains(&i), "{i:?}");
+    }
     let mut g = guest();
     g.intercepts.hlt = false;
     g.intercepts.intr = false;
@@ -73,7 +85,7 @@ fn default_intercepts_are_set_and_optional_ones_can_be_left_out() {
     write_long_mode_guest(&mut vmcb, &g);
     assert!(!vmcb.intercepts(Intercept::HLT));
     assert!(!vmcb.intercepts(Intercept::INTR));
-    assert!(vmcb.intercepts(Intercept::VMRUN));
+    assert!(vmcb.intercepts(Intercept::VMRUN) && vmcb.intercepts(Intercept::VMLOAD));
     assert_eq!(vmcb.get64(control::V_INTR), 0);
 }
 

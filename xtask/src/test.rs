@@ -43,10 +43,11 @@ pub fn boot_tests() -> Vec<BootTest> {
             ]),
         },
         // The built-in test guests under AMD SVM (QEMU TCG): the same exit paths as under VT-x; TCG
-        // lets a guest change XCR0 without an XSETBV exit, which stops that guest (exit reason 120).
+        // lets a guest change XCR0 without an XSETBV exit, which stops that guest (exit reason 120);
+        // CLGI and VMLOAD are intercepted and stop their guests.
         BootTest {
             name: "qemu-tcg-svm-guests-builtin",
-            cmdline: "testguests=cpuid,msr,xsetbv,kgs-a,kgs-b,xcr0-shrink",
+            cmdline: "testguests=cpuid,msr,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload",
             emulator: Emulator::qemu_tcg(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -58,6 +59,10 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "[guest test-kgs-a] 0.A",
                 "[guest test-kgs-b] 0.A",
                 "[guest test-xcr0-shrink] .ok",
+                "[guest test-mxcsr-a] 0000000000001F80 0000000000007F80",
+                "[guest test-mxcsr-b] 0000000000001F80 0000000000007F80",
+                "probevisor: guest test-clgi stopped: unexpected exit: exit reason 133 (VMEXIT_CLGI)",
+                "probevisor: guest test-vmload stopped: unexpected exit: exit reason 130 (VMEXIT_VMLOAD)",
                 "PROBEVISOR-DONE status=ok",
             ]),
         },
@@ -88,7 +93,7 @@ pub fn boot_tests() -> Vec<BootTest> {
         // base, a guest that turns AVX off after using it; each stops alone, the run ends ok.
         BootTest {
             name: "bochs-guests-builtin",
-            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink",
+            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload",
             emulator: Emulator::bochs(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -100,6 +105,10 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "[guest test-kgs-a] 0.A",
                 "[guest test-kgs-b] 0.A",
                 "[guest test-xcr0-shrink] .ok",
+                "[guest test-mxcsr-a] 0000000000001F80 0000000000007F80",
+                "[guest test-mxcsr-b] 0000000000001F80 0000000000007F80",
+                "probevisor: guest test-clgi stopped: triple fault",
+                "probevisor: guest test-vmload stopped: triple fault",
                 "PROBEVISOR-DONE status=ok",
             ]),
         },

@@ -1,6 +1,8 @@
-//! Guest extended state (x87/SSE/AVX) kept in an XSAVE area: restored with the guest's XCR0 just before
-//! each entry and saved right after each exit, then the host's XCR0 is put back, so the hypervisor's own
-//! SIMD code never sees or clobbers guest state, and a guest never sees host register contents.
+//! Guest extended state (x87/SSE/AVX, MXCSR and the x87 control word) kept in an XSAVE area:
+//! restored just before each entry and saved right after each exit, both under the host's XCR0, with
+//! the guest's XCR0 in force only while it runs; then the host's control state is loaded. So the
+//! hypervisor's own SIMD code never sees or clobbers guest state, never runs with a guest's MXCSR,
+//! and a guest never sees host register contents or another guest's.
 
 use alloc::boxed::Box;
 
@@ -33,15 +35,22 @@ fn components_inside_area(xcr0: u64) -> u64 {
     inside
 }
 
-/// Offset of the XSAVE header's XSTATE_BV (the components the area holds non-initial state of).
+/// Offsets in the legacy region and the header: x87 control word, MXCSR, XSTATE_BV.
+const FCW: usize = 0;
+const MXCSR: usize = 24;
 const XSTATE_BV: usize = 512;
+/// The control state the host (Rust code: default rounding, all exceptions masked) runs with, and
+/// a new guest starts with.
+const DEFAULT_FCW: u16 = 0x037F;
+const DEFAULT_MXCSR: u32 = 0x1F80;
 
 /// One guest's extended state and XCR0.
 pub struct GuestXstate {
     area: Box<Area>,
     guest_xcr0: u64,
     host_xcr0: u64,
-    /// The components XSAVE/XRSTOR may name: in the host's XCR0 and inside the area.
+    /// The components saved and restored: every one the host enables that lies inside the area,
+    /// whatever the guest's XCR0 (a guest uses SSE registers and MXCSR with XCR0 = x87 only).
     allowed: u64,
 }
 
@@ -56,13 +65,20 @@ fn xsetbv(value: u64) {
 
 impl GuestXstate {
     /// `host_xcr0`: the XCR0 the hypervisor runs with (None when XSAVE is off: then nothing is switched).
+    /// The guest starts with the default x87 control word and MXCSR and zeroed registers.
     pub fn new(host_xcr0: Option<u64>) -> Option<Self> {
         let host_xcr0 = host_xcr0?;
+        let mut area = Box::new(Area([0; AREA_SIZE]));
+        area.0[FCW..FCW + 2].copy_from_slice(&DEFAULT_FCW.to_le_bytes());
+        area.0[MXCSR..MXCSR + 4].copy_from_slice(&DEFAULT_MXCSR.to_le_bytes());
+        let allowed = host_xcr0 & components_inside_area(host_xcr0);
+        // x87 and SSE as stored here (the rest in their initial state).
+        area.0[XSTATE_BV..XSTATE_BV + 8].copy_from_slice(&(allowed & 0b11).to_le_bytes());
         Some(Self {
-            area: Box::new(Area([0; AREA_SIZE])),
+            area,
             guest_xcr0: 1,
             host_xcr0,
-            allowed: host_xcr0 & components_inside_area(host_xcr0),
+            allowed,
         })
     }
 
@@ -70,37 +86,34 @@ impl GuestXstate {
         self.guest_xcr0 = value;
     }
 
-    /// The requested-feature bitmap of XSAVE/XRSTOR: the guest's components that the host also
-    /// enables and that fit the area.
+    /// The requested-feature bitmap of XSAVE/XRSTOR.
     fn components(&self) -> (u32, u32) {
-        let mask = self.guest_xcr0 & self.allowed;
-        (mask as u32, (mask >> 32) as u32)
+        (self.allowed as u32, (self.allowed >> 32) as u32)
     }
 
-    /// Before entry: the guest's XCR0 and registers. A zeroed area (XSTATE_BV = 0) loads the init state.
+    /// Before entry (the host's XCR0 in force): the guest's registers and control state, then its
+    /// XCR0. Restoring under the host's XCR0 means the saved header (written under it too) never
+    /// names a component XCR0 lacks, whatever the guest did to its own XCR0.
     pub fn enter(&mut self) {
-        xsetbv(self.guest_xcr0);
-        // XRSTOR faults (#GP, in the hypervisor) when the header's XSTATE_BV names a component that
-        // XCR0 lacks: a guest that saved AVX state and then cleared XCR0.AVX would do that. Such a
-        // component is off for the guest now; it is dropped from the header (it restarts in its
-        // initial state if the guest turns it on again).
-        let bv = &mut self.area.0[XSTATE_BV..XSTATE_BV + 8];
-        let kept = u64::from_le_bytes([bv[0], bv[1], bv[2], bv[3], bv[4], bv[5], bv[6], bv[7]])
-            & self.guest_xcr0;
-        bv.copy_from_slice(&kept.to_le_bytes());
         let area = self.area.0.as_ptr();
         let (low, high) = self.components();
         // SAFETY: the area is 64-byte aligned and AREA_SIZE bytes; the components asked for
-        // (`allowed`) lie inside it (CPUID leaf 0Dh, checked in `new`); the header names only
-        // components of the XCR0 just set; XRSTOR only reads the area.
+        // (`allowed`) lie inside it (CPUID leaf 0Dh, checked in `new`) and are enabled in the
+        // host's XCR0, in force now; the header was written by `new` or by XSAVE under the same
+        // XCR0. XRSTOR only reads the area; it replaces the vector, x87 and MXCSR state, which the
+        // clobber list declares (no Rust value lives in those registers across it).
         unsafe {
             core::arch::asm!("xrstor64 [{a}]", a = in(reg) area, in("eax") low, in("edx") high,
-                options(nostack, preserves_flags, readonly));
+                clobber_abi("C"), options(nostack, preserves_flags, readonly));
         }
+        xsetbv(self.guest_xcr0);
     }
 
-    /// After exit: save the guest's registers under its XCR0, then switch back to the host's.
+    /// After exit: the host's XCR0 back, the guest's state saved under it, then the host's control
+    /// state (x87 control word, MXCSR) loaded: the host's SIMD code never runs with a guest's
+    /// exception masks or rounding mode.
     pub fn leave(&mut self) {
+        xsetbv(self.host_xcr0);
         let area = self.area.0.as_mut_ptr();
         let (low, high) = self.components();
         // SAFETY: as in `enter`; XSAVE writes only the header and the components asked for, which
@@ -109,6 +122,12 @@ impl GuestXstate {
             core::arch::asm!("xsave64 [{a}]", a = in(reg) area, in("eax") low, in("edx") high,
                 options(nostack, preserves_flags));
         }
-        xsetbv(self.host_xcr0);
+        let (fcw, mxcsr) = (DEFAULT_FCW, DEFAULT_MXCSR);
+        // SAFETY: loads the host's default x87 control word and MXCSR from two locals (valid
+        // values: all exceptions masked, round to nearest).
+        unsafe {
+            core::arch::asm!("fldcw [{f}]", "ldmxcsr [{m}]", f = in(reg) &fcw, m = in(reg) &mxcsr,
+                options(nostack, preserves_flags, readonly));
+        }
     }
 }
