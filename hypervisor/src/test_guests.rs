@@ -21,6 +21,11 @@
 //!   a model loaded, the gate's inference must not run with the guest's MXCSR (#XM in the host).
 //! - `clgi`, `vmload` (AMD SVM): CLGI then spin, VMLOAD of host-physical page 0: both intercepted,
 //!   the guest is stopped (under VT-x they are #UD: triple fault).
+//! - `cr2-a`, `cr2-b` (the same code): print CR2, set it to 0x1234abcd, print it again after
+//!   those exits: each must print `0000000000000000 .000000001234ABCD ` (CR2 is not in the VMCS).
+//! - `dr0`, `cr8`: MOV to DR0 / to CR8. Under VT-x both exit and stop the guest (DR0-3 are not in
+//!   the VMCS; CR8 would be the host's task priority); under SVM DR0 exits and stops it, CR8 is the
+//!   guest's own V_TPR (it halts).
 //! - `misbehave`: a `write_file` tool call (denied by the policy's tier), a tool call whose request
 //!   pointer lies outside guest memory (refused: bad pointer), then a write outside guest memory
 //!   (EPT violation: the guest is stopped). Each one leaves an audit record.
@@ -180,6 +185,37 @@ fn mxcsr_tool_call_code(mxcsr: u32) -> Vec<u8> {
     code
 }
 
+fn cr2_pair_code() -> Vec<u8> {
+    // 44 bytes of code, then print_hex.
+    let mut code = vec![
+        0x0F, 0x20, 0xD0, // mov rax, cr2
+        0xE8, 0x24, 0x00, 0x00, 0x00, // call print_hex (at 44: +0x24)
+        0x48, 0xC7, 0xC0, 0xCD, 0xAB, 0x34, 0x12, // mov rax, 0x1234abcd
+        0x0F, 0x22, 0xD0, // mov cr2, rax
+        0xB0, 0x2E, 0xE6, 0xE9, // mov al, '.'; out 0xE9, al (an exit)
+        0x0F, 0x20, 0xD0, // mov rax, cr2
+        0xE8, 0x0E, 0x00, 0x00, 0x00, // call print_hex (+0x0e)
+        0xB0, 0x0A, 0xE6, 0xE9, // mov al, '\n'; out 0xE9, al
+        0xF4, // hlt
+    ];
+    debug_assert_eq!(code.len(), 35);
+    code.resize(44, 0x90); // nop up to print_hex
+    code.extend_from_slice(PRINT_HEX);
+    code
+}
+
+const DR0_GUEST: &[u8] = &[
+    0xB8, 0x01, 0x00, 0x00, 0x00, // mov eax, 1
+    0x0F, 0x23, 0xC0, // mov dr0, rax
+    0xF4, // hlt
+];
+
+const CR8_GUEST: &[u8] = &[
+    0xB8, 0x09, 0x00, 0x00, 0x00, // mov eax, 9
+    0x44, 0x0F, 0x22, 0xC0, // mov cr8, rax
+    0xF4, // hlt
+];
+
 const CLGI_GUEST: &[u8] = &[
     0x0F, 0x01, 0xDD, // clgi
     0xEB, 0xFE, // jmp $ (with GIF clear no interrupt would ever end the slice)
@@ -243,6 +279,9 @@ pub fn code(name: &str) -> Option<Vec<u8>> {
         "mxcsr-a" | "mxcsr-b" => Some(mxcsr_pair_code()),
         "mxcsr-unmask" => Some(mxcsr_tool_call_code(0)),
         "clgi" => Some(CLGI_GUEST.to_vec()),
+        "cr2-a" | "cr2-b" => Some(cr2_pair_code()),
+        "dr0" => Some(DR0_GUEST.to_vec()),
+        "cr8" => Some(CR8_GUEST.to_vec()),
         "vmload" => Some(VMLOAD_GUEST.to_vec()),
         "misbehave" => Some(misbehave_code()),
         _ => None,
@@ -306,6 +345,9 @@ mod tests {
             "mxcsr-unmask",
             "clgi",
             "vmload",
+            "cr2-a",
+            "dr0",
+            "cr8",
         ] {
             let code = code(name).unwrap();
             let file = elf_image(&code);

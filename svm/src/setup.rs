@@ -116,6 +116,16 @@ pub fn write_intercepts(vmcb: &mut Vmcb, choice: InterceptChoice) {
     for intercept in ALWAYS_INTERCEPTED {
         vmcb.set_intercept(intercept, true);
     }
+    // DR0-DR3 are not in the VMCB (DR6 and DR7 are): a guest touching them exits, so no value
+    // passes from one guest to the next.
+    for n in 0..4 {
+        for intercept in [Intercept::dr_read(n), Intercept::dr_write(n)]
+            .into_iter()
+            .flatten()
+        {
+            vmcb.set_intercept(intercept, true);
+        }
+    }
     let optional = [
         (Intercept::VMMCALL, choice.vmmcall),
         (Intercept::CPUID, choice.cpuid),

@@ -97,13 +97,18 @@ pub struct ControlRequest {
 
 impl ControlRequest {
     /// What a 64-bit guest under EPT with MSR/I/O bitmaps needs: HLT exiting, I/O and MSR
-    /// bitmaps, EPT, VPID, unrestricted-guest off, a 64-bit host, EFER/PAT load and save.
+    /// bitmaps, EPT, VPID, unrestricted-guest off, a 64-bit host, EFER/PAT load and save. CR8 and
+    /// debug-register accesses exit too: without them a guest's MOV to CR8 sets the *host's* task
+    /// priority and DR0-DR3/DR6 (not in the VMCS) would pass from one guest to the next.
     pub fn long_mode_guest_with_ept() -> Self {
         Self {
             pin: controls::pin::EXTERNAL_INTERRUPT_EXITING | controls::pin::NMI_EXITING,
             primary: controls::primary::HLT_EXITING
                 | controls::primary::USE_IO_BITMAPS
-                | controls::primary::USE_MSR_BITMAPS,
+                | controls::primary::USE_MSR_BITMAPS
+                | controls::primary::CR8_LOAD_EXITING
+                | controls::primary::CR8_STORE_EXITING
+                | controls::primary::MOV_DR_EXITING,
             secondary: controls::secondary::ENABLE_EPT | controls::secondary::ENABLE_VPID,
             exit: controls::exit::HOST_ADDRESS_SPACE_SIZE
                 | controls::exit::ACK_INTERRUPT_ON_EXIT

@@ -42,6 +42,17 @@ fn controls_are_adjusted_and_written() {
         0x16 | pin::EXTERNAL_INTERRUPT_EXITING | pin::NMI_EXITING
     );
     assert_ne!(written.primary & primary::ACTIVATE_SECONDARY_CONTROLS, 0);
+    for bit in [
+        primary::CR8_LOAD_EXITING,
+        primary::CR8_STORE_EXITING,
+        primary::MOV_DR_EXITING,
+    ] {
+        assert_ne!(
+            written.primary & bit,
+            0,
+            "CR8 and debug registers exit ({bit:#x})"
+        );
+    }
     assert_ne!(written.primary & 0x0400_6172, 0, "required ones kept");
     assert_eq!(
         written.secondary,

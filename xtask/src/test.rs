@@ -47,7 +47,7 @@ pub fn boot_tests() -> Vec<BootTest> {
         // CLGI and VMLOAD are intercepted and stop their guests.
         BootTest {
             name: "qemu-tcg-svm-guests-builtin",
-            cmdline: "testguests=cpuid,msr,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload",
+            cmdline: "testguests=cpuid,msr,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,cr8",
             emulator: Emulator::qemu_tcg(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -63,6 +63,10 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "[guest test-mxcsr-b] 0000000000001F80 0000000000007F80",
                 "probevisor: guest test-clgi stopped: unexpected exit: exit reason 133 (VMEXIT_CLGI)",
                 "probevisor: guest test-vmload stopped: unexpected exit: exit reason 130 (VMEXIT_VMLOAD)",
+                "[guest test-cr2-a] 0000000000000000 .000000001234ABCD",
+                "[guest test-cr2-b] 0000000000000000 .000000001234ABCD",
+                "probevisor: guest test-dr0 stopped: unexpected exit: exit reason 48",
+                "probevisor: guest test-cr8 stopped: halted (HLT)",
                 "PROBEVISOR-DONE status=ok",
             ]),
         },
@@ -93,7 +97,7 @@ pub fn boot_tests() -> Vec<BootTest> {
         // base, a guest that turns AVX off after using it; each stops alone, the run ends ok.
         BootTest {
             name: "bochs-guests-builtin",
-            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload",
+            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,cr8",
             emulator: Emulator::bochs(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -109,6 +113,10 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "[guest test-mxcsr-b] 0000000000001F80 0000000000007F80",
                 "probevisor: guest test-clgi stopped: triple fault",
                 "probevisor: guest test-vmload stopped: triple fault",
+                "[guest test-cr2-a] 0000000000000000 .000000001234ABCD",
+                "[guest test-cr2-b] 0000000000000000 .000000001234ABCD",
+                "probevisor: guest test-dr0 stopped: unexpected exit: exit reason 29 (MOV DR)",
+                "probevisor: guest test-cr8 stopped: unexpected exit: exit reason 28",
                 "PROBEVISOR-DONE status=ok",
             ]),
         },

@@ -67,6 +67,8 @@ pub struct VmxVcpu {
     xstate: Option<GuestXstate>,
     /// The guest's IA32_KERNEL_GS_BASE: not in the VMCS guest area, so swapped around each entry.
     kernel_gs_base: u64,
+    /// The guest's CR2 (its last page-fault address): not in the VMCS either.
+    cr2: u64,
     fixed: FixedCrs,
 }
 
@@ -199,6 +201,7 @@ impl VmxVcpu {
             save_timer,
             xstate: GuestXstate::new(platform.host_xcr0),
             kernel_gs_base: 0,
+            cr2: 0,
             fixed: FixedCrs {
                 cr0: platform.cr0_fixed,
                 cr4: platform.cr4_fixed,
@@ -334,9 +337,13 @@ impl Vcpu for VmxVcpu {
         }
         // The guest reads and writes IA32_KERNEL_GS_BASE directly (allow-list), and VT-x neither
         // loads nor saves it: it holds this guest's value only while this guest runs.
+        // CR2 likewise: the guest sees its own last page-fault address, never the host's or
+        // another guest's (the host reads CR2 only inside its own #PF handler).
         let host_kernel_gs_base = self.hw.rdmsr(IA32_KERNEL_GS_BASE);
         self.hw.wrmsr(IA32_KERNEL_GS_BASE, self.kernel_gs_base);
+        self.hw.write_cr(ControlRegister::Cr2, self.cr2);
         let result = self.hw.run_guest(&mut self.gprs, self.launched);
+        self.cr2 = self.hw.read_cr(ControlRegister::Cr2);
         self.kernel_gs_base = self.hw.rdmsr(IA32_KERNEL_GS_BASE);
         self.hw.wrmsr(IA32_KERNEL_GS_BASE, host_kernel_gs_base);
         if let Some(x) = self.xstate.as_mut() {
