@@ -21,14 +21,23 @@ pub fn next_runnable<V>(guests: &[Guest<V>], current: Option<usize>) -> Option<u
         .find(|&i| guests[i].state.stopped.is_none())
 }
 
-/// Runs every guest until all have stopped. Each guest may cause `max_exits_per_guest` exits; one
-/// that reaches its budget is stopped with [`StopReason::BudgetExhausted`] and the others go on (a
-/// guest spinning on cheap exits spends its own budget, never another's). Every guest's exits,
-/// time slices included, count, so the loop ends. Returns the exits handled in total.
+/// What each guest may spend before it is stopped (its own budget; the others go on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestBudget {
+    /// Exits of any kind ([`StopReason::BudgetExhausted`]): a guest spinning on cheap exits.
+    pub exits: u64,
+    /// Time slices ([`StopReason::SlicesExhausted`]): a guest that never exits on its own ends
+    /// only when its slice does, so this bounds its share of the run's time.
+    pub slices: u64,
+}
+
+/// Runs every guest until all have stopped. A guest that reaches its budget is stopped and the
+/// others go on (a guest spinning on cheap exits, or never exiting at all, spends its own budget,
+/// never another's). Every exit counts, so the loop ends. Returns the exits handled in total.
 pub fn run_round_robin<V: Vcpu>(
     guests: &mut [Guest<V>],
     env: &mut ExitEnv<'_>,
-    max_exits_per_guest: u64,
+    budget: GuestBudget,
 ) -> u64 {
     let mut exits = 0u64;
     let mut current = None;
@@ -36,9 +45,13 @@ pub fn run_round_robin<V: Vcpu>(
         current = Some(index);
         let guest = &mut guests[index];
         loop {
-            let own = guest.state.stats.exits;
-            if own >= max_exits_per_guest {
+            let (own, slices) = (guest.state.stats.exits, guest.state.stats.time_slices);
+            if own >= budget.exits {
                 stop(guest, env, StopReason::BudgetExhausted { exits: own });
+                break;
+            }
+            if slices >= budget.slices {
+                stop(guest, env, StopReason::SlicesExhausted { slices });
                 break;
             }
             let exit = match guest.vcpu.run() {

@@ -13,6 +13,10 @@ fn guest(name: &str, script: Vec<VmExit>) -> Guest<FakeVcpu> {
 
 /// Runs `guests` round robin with no policy loaded (tool calls refused), `max` exits each.
 fn run_without_policy(guests: &mut [Guest<FakeVcpu>], log: &mut Lines, max: u64) -> u64 {
+    let budget = GuestBudget {
+        exits: max,
+        slices: max,
+    };
     let mut services = crate::host_services::fail_closed("no policy loaded", || 0);
     let mut env = ExitEnv {
         log,
@@ -20,7 +24,7 @@ fn run_without_policy(guests: &mut [Guest<FakeVcpu>], log: &mut Lines, max: u64)
         xcr0_allowed: 7,
         services: &mut services,
     };
-    run_round_robin(guests, &mut env, max)
+    run_round_robin(guests, &mut env, budget)
 }
 
 fn out(c: u8) -> VmExit {
@@ -146,4 +150,31 @@ fn stop_reasons_print_on_one_line() {
         alloc::format!("{violation}"),
         "memory violation: write at guest-physical 0x80000000 outside its memory"
     );
+}
+
+#[test]
+fn a_guest_that_never_exits_on_its_own_spends_only_its_slices() {
+    let mut guests = vec![
+        guest("spin", vec![VmExit::PreemptionTimer; 100]),
+        guest("good", vec![out(b'o'), out(b'k'), out(b'\n'), VmExit::Hlt]),
+    ];
+    let mut log = Lines::default();
+    let mut services = crate::host_services::fail_closed("no policy loaded", || 0);
+    let mut env = ExitEnv {
+        log: &mut log,
+        host_cpuid: &host_cpuid,
+        xcr0_allowed: 7,
+        services: &mut services,
+    };
+    let budget = GuestBudget {
+        exits: 1000,
+        slices: 5,
+    };
+    run_round_robin(&mut guests, &mut env, budget);
+    assert_eq!(
+        guests[0].state.stopped,
+        Some(StopReason::SlicesExhausted { slices: 5 })
+    );
+    assert_eq!(guests[1].state.stopped, Some(StopReason::Halted));
+    assert!(log.has("[guest good] ok"));
 }

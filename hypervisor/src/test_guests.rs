@@ -26,6 +26,11 @@
 //! - `dr0`, `cr8`: MOV to DR0 / to CR8. Under VT-x both exit and stop the guest (DR0-3 are not in
 //!   the VMCS; CR8 would be the host's task priority); under SVM DR0 exits and stops it, CR8 is the
 //!   guest's own V_TPR (it halts).
+//! - `pkru`: turns on CR4.PKE and writes PKRU (not switched between guests): stopped, under VT-x
+//!   at the MOV to CR4, under SVM at its next exit (before its console write is carried out).
+//! - `mwait`: MONITOR then MWAIT with interrupts off: both exit (a deep C-state would stop the
+//!   slice timer on real hardware), the guest is stopped.
+//! - `spin`: `jmp $`: never exits on its own; stopped when its time slices run out.
 //! - `misbehave`: a `write_file` tool call (denied by the policy's tier), a tool call whose request
 //!   pointer lies outside guest memory (refused: bad pointer), then a write outside guest memory
 //!   (EPT violation: the guest is stopped). Each one leaves an audit record.
@@ -216,6 +221,29 @@ const CR8_GUEST: &[u8] = &[
     0xF4, // hlt
 ];
 
+const PKRU_GUEST: &[u8] = &[
+    0x0F, 0x20, 0xE0, // mov rax, cr4
+    0x48, 0x0D, 0x00, 0x00, 0x40, 0x00, // or rax, CR4.PKE
+    0x0F, 0x22, 0xE0, // mov cr4, rax
+    0xB8, 0x54, 0x55, 0x55, 0x55, // mov eax, 0x55555554
+    0x31, 0xC9, 0x31, 0xD2, // xor ecx, ecx; xor edx, edx
+    0x0F, 0x01, 0xEF, // wrpkru
+    0xB0, 0x2E, 0xE6, 0xE9, // mov al, '.'; out 0xE9, al
+    0xF4, // hlt
+];
+
+const MWAIT_GUEST: &[u8] = &[
+    0xB8, 0x00, 0x00, 0x40, 0x00, // mov eax, 0x400000
+    0x31, 0xC9, 0x31, 0xD2, // xor ecx, ecx; xor edx, edx
+    0x0F, 0x01, 0xC8, // monitor
+    0xFA, // cli
+    0x31, 0xC0, 0x31, 0xC9, // xor eax, eax; xor ecx, ecx
+    0x0F, 0x01, 0xC9, // mwait
+    0xEB, 0xF7, // jmp back to the xors
+];
+
+const SPIN_GUEST: &[u8] = &[0xEB, 0xFE]; // jmp $
+
 const CLGI_GUEST: &[u8] = &[
     0x0F, 0x01, 0xDD, // clgi
     0xEB, 0xFE, // jmp $ (with GIF clear no interrupt would ever end the slice)
@@ -282,6 +310,9 @@ pub fn code(name: &str) -> Option<Vec<u8>> {
         "cr2-a" | "cr2-b" => Some(cr2_pair_code()),
         "dr0" => Some(DR0_GUEST.to_vec()),
         "cr8" => Some(CR8_GUEST.to_vec()),
+        "pkru" => Some(PKRU_GUEST.to_vec()),
+        "mwait" => Some(MWAIT_GUEST.to_vec()),
+        "spin" => Some(SPIN_GUEST.to_vec()),
         "vmload" => Some(VMLOAD_GUEST.to_vec()),
         "misbehave" => Some(misbehave_code()),
         _ => None,
@@ -348,6 +379,9 @@ mod tests {
             "cr2-a",
             "dr0",
             "cr8",
+            "pkru",
+            "mwait",
+            "spin",
         ] {
             let code = code(name).unwrap();
             let file = elf_image(&code);

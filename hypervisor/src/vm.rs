@@ -71,6 +71,10 @@ pub enum StopReason {
     BudgetExhausted {
         exits: u64,
     },
+    /// The guest used up its time slices without finishing (a guest that never exits on its own).
+    SlicesExhausted {
+        slices: u64,
+    },
 }
 
 impl fmt::Display for StopReason {
@@ -112,6 +116,12 @@ impl fmt::Display for StopReason {
             Self::EntryFailed(why) => write!(f, "entry failed: {why}"),
             Self::BudgetExhausted { exits } => {
                 write!(f, "still running after {exits} exits (budget exhausted)")
+            }
+            Self::SlicesExhausted { slices } => {
+                write!(
+                    f,
+                    "still running after {slices} time slices (budget exhausted)"
+                )
             }
         }
     }

@@ -98,9 +98,13 @@ pub const GUEST_EFER: u64 = EFER_LME | EFER_LMA | EFER_NXE | EFER_SVME;
 /// The intercepts that are always on. The guest runs with EFER.SVME set (VMRUN requires it), so it
 /// could otherwise execute the SVM instructions itself: VMLOAD/VMSAVE take a *host*-physical
 /// address (another guest's memory, the hypervisor's code), CLGI masks the time-slice interrupt for
-/// good, INVLPGA flushes other guests' ASIDs, INVD drops the host's dirty cache lines. Each of them
-/// exits (and the guest is stopped).
-pub const ALWAYS_INTERCEPTED: [Intercept; 8] = [
+/// good, INVLPGA flushes other guests' ASIDs, INVD drops the host's dirty cache lines; MWAIT into a
+/// deep C-state could keep the CPU past the slice timer, RDPMC reads the host's counters. Each of
+/// them exits (and the guest is stopped).
+pub const ALWAYS_INTERCEPTED: [Intercept; 11] = [
+    Intercept::MONITOR,
+    Intercept::MWAIT,
+    Intercept::RDPMC,
     Intercept::VMRUN,
     Intercept::VMLOAD,
     Intercept::VMSAVE,

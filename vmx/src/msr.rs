@@ -81,3 +81,7 @@ pub const EFER_LMA: u64 = 1 << 10;
 pub const EFER_NXE: u64 = 1 << 11;
 /// CR4.VMXE: VMX enable.
 pub const CR4_VMXE: u64 = 1 << 13;
+/// CR4 bits whose state neither the VMCS nor the hypervisor's XSAVE area switches between guests:
+/// protection keys (PKE: the PKRU register; PKS), control-flow enforcement (CET). A guest that sets
+/// one exits (they sit in the CR4 guest/host mask with a shadow of 0) and is stopped.
+pub const CR4_UNSWITCHED: u64 = (1 << 22) | (1 << 23) | (1 << 24);

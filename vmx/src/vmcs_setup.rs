@@ -99,7 +99,9 @@ impl ControlRequest {
     /// What a 64-bit guest under EPT with MSR/I/O bitmaps needs: HLT exiting, I/O and MSR
     /// bitmaps, EPT, VPID, unrestricted-guest off, a 64-bit host, EFER/PAT load and save. CR8 and
     /// debug-register accesses exit too: without them a guest's MOV to CR8 sets the *host's* task
-    /// priority and DR0-DR3/DR6 (not in the VMCS) would pass from one guest to the next.
+    /// priority and DR0-DR3/DR6 (not in the VMCS) would pass from one guest to the next. MWAIT and
+    /// MONITOR exit (a deep C-state stops the preemption timer on real hardware: the guest would
+    /// keep the CPU), and RDPMC (the host's performance counters).
     pub fn long_mode_guest_with_ept() -> Self {
         Self {
             pin: controls::pin::EXTERNAL_INTERRUPT_EXITING | controls::pin::NMI_EXITING,
@@ -108,7 +110,10 @@ impl ControlRequest {
                 | controls::primary::USE_MSR_BITMAPS
                 | controls::primary::CR8_LOAD_EXITING
                 | controls::primary::CR8_STORE_EXITING
-                | controls::primary::MOV_DR_EXITING,
+                | controls::primary::MOV_DR_EXITING
+                | controls::primary::MWAIT_EXITING
+                | controls::primary::MONITOR_EXITING
+                | controls::primary::RDPMC_EXITING,
             secondary: controls::secondary::ENABLE_EPT | controls::secondary::ENABLE_VPID,
             exit: controls::exit::HOST_ADDRESS_SPACE_SIZE
                 | controls::exit::ACK_INTERRUPT_ON_EXIT
@@ -360,7 +365,11 @@ pub fn write_long_mode_guest<H: VmxHardware + ?Sized>(
     wn(hw, f::GUEST_CR4, crs.cr4)?;
     wn(hw, f::CR0_GUEST_HOST_MASK, cr0_fixed0)?;
     wn(hw, f::CR0_READ_SHADOW, crs.cr0)?;
-    wn(hw, f::CR4_GUEST_HOST_MASK, msr::CR4_VMXE)?;
+    wn(
+        hw,
+        f::CR4_GUEST_HOST_MASK,
+        msr::CR4_VMXE | msr::CR4_UNSWITCHED,
+    )?;
     wn(hw, f::CR4_READ_SHADOW, crs.cr4_shadow)?;
     wn(hw, f::GUEST_DR7, 0x400)?;
     wn(hw, f::GUEST_RSP, guest.rsp)?;

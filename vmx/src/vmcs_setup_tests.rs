@@ -118,6 +118,12 @@ fn long_mode_guest_state_is_written() {
     assert_eq!(hw.field(f::VMCS_LINK_POINTER.encoding()), Some(u64::MAX));
     assert_eq!(hw.field(f::GUEST_GDTR_LIMIT.encoding()), Some(0x1F));
     assert_eq!(hw.field(f::CR4_READ_SHADOW.encoding()), Some(0x20));
+    // Protection keys and CET are the guest's to set only through an exit (then it is stopped).
+    let mask = hw.field(f::CR4_GUEST_HOST_MASK.encoding()).unwrap();
+    assert_eq!(
+        mask & (msr::CR4_VMXE | msr::CR4_UNSWITCHED),
+        msr::CR4_VMXE | msr::CR4_UNSWITCHED
+    );
     let efer = hw.field(f::GUEST_IA32_EFER.encoding()).unwrap();
     assert_eq!(
         efer & (msr::EFER_LME | msr::EFER_LMA),

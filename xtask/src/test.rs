@@ -44,10 +44,10 @@ pub fn boot_tests() -> Vec<BootTest> {
         },
         // The built-in test guests under AMD SVM (QEMU TCG): the same exit paths as under VT-x; TCG
         // lets a guest change XCR0 without an XSETBV exit, which stops that guest (exit reason 120);
-        // CLGI and VMLOAD are intercepted and stop their guests.
+        // CLGI and VMLOAD are intercepted and stop their guests. At most 15 guests (QEMU's ASIDs).
         BootTest {
             name: "qemu-tcg-svm-guests-builtin",
-            cmdline: "testguests=cpuid,msr,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,cr8",
+            cmdline: "testguests=cpuid,msr,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,pkru,mwait",
             emulator: Emulator::qemu_tcg(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -66,7 +66,8 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "[guest test-cr2-a] 0000000000000000 .000000001234ABCD",
                 "[guest test-cr2-b] 0000000000000000 .000000001234ABCD",
                 "probevisor: guest test-dr0 stopped: unexpected exit: exit reason 48",
-                "probevisor: guest test-cr8 stopped: halted (HLT)",
+                "probevisor: guest test-pkru stopped: unexpected exit: exit reason 123 (CR4 protection keys",
+                "probevisor: guest test-mwait stopped: unexpected exit: exit reason 138 (VMEXIT_MONITOR)",
                 "PROBEVISOR-DONE status=ok",
             ]),
         },
@@ -97,7 +98,7 @@ pub fn boot_tests() -> Vec<BootTest> {
         // base, a guest that turns AVX off after using it; each stops alone, the run ends ok.
         BootTest {
             name: "bochs-guests-builtin",
-            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,cr8",
+            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,cr8,pkru,mwait,spin",
             emulator: Emulator::bochs(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -117,6 +118,9 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "[guest test-cr2-b] 0000000000000000 .000000001234ABCD",
                 "probevisor: guest test-dr0 stopped: unexpected exit: exit reason 29 (MOV DR)",
                 "probevisor: guest test-cr8 stopped: unexpected exit: exit reason 28",
+                "probevisor: guest test-pkru stopped: unexpected exit: exit reason 28",
+                "probevisor: guest test-mwait stopped: unexpected exit: exit reason 39 (MONITOR)",
+                "probevisor: guest test-spin stopped: still running after 2000 time slices",
                 "PROBEVISOR-DONE status=ok",
             ]),
         },

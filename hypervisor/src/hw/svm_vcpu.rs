@@ -285,6 +285,15 @@ impl Vcpu for SvmVcpu {
                     name: "XCR0 set outside the allow-list without an XSETBV exit",
                 });
             }
+            // CR4 is the guest's under SVM (no write intercept): protection keys and CET have
+            // state (PKRU, shadow-stack registers) nothing here switches between guests, so a
+            // guest that turned one on is stopped at its next exit.
+            if self.vmcb.get64(save::CR4) & vmx::msr::CR4_UNSWITCHED != 0 {
+                return Ok(VmExit::Other {
+                    reason: raw_code as u32,
+                    name: "CR4 protection keys or CET turned on (not switched between guests)",
+                });
+            }
             if ExitCode::from_raw(raw_code) == ExitCode::Exception(UD_VECTOR) {
                 if is_vmcall_at(self.ram, self.regs.cr3, self.regs.rip) {
                     self.exit_len = VMCALL.len() as u64;
