@@ -64,6 +64,40 @@ pub fn handle_exit<V: Vcpu + ?Sized>(
     env: &mut ExitEnv<'_>,
 ) -> ExitAction {
     guest.stats.exits += 1;
+    // The call ABI, the console ports and the tool device serve the guest's 64-bit kernel code:
+    // from user code or compatibility mode a hypercall or port access is a #GP (the instruction
+    // would also be decoded as 64-bit code), a device access stops the guest.
+    let regs = vcpu.regs();
+    let unprivileged = match (regs.user_mode, regs.legacy_code) {
+        (true, _) => Some("user mode (CPL > 0)"),
+        (_, true) => Some("compatibility mode"),
+        _ => None,
+    };
+    if let Some(mode) = unprivileged {
+        match exit {
+            VmExit::Hypercall | VmExit::PortIo { .. } => {
+                env.log.line(format_args!(
+                    "guest {}: {} from {mode} refused (#GP)",
+                    guest.name,
+                    if exit == VmExit::Hypercall {
+                        "hypercall"
+                    } else {
+                        "port I/O"
+                    }
+                ));
+                vcpu.inject_gp();
+                return ExitAction::Resume;
+            }
+            VmExit::MmioAccess { gpa, .. }
+                if (TOOL_DEVICE_GPA..TOOL_DEVICE_GPA + TOOL_DEVICE_SIZE).contains(&gpa) =>
+            {
+                return ExitAction::Stop(StopReason::BadDeviceAccess(format!(
+                    "tool device access from {mode}"
+                )));
+            }
+            _ => {}
+        }
+    }
     match exit {
         VmExit::Hypercall => {
             let (number, gpa) = (vcpu.regs().gpr[RAX], vcpu.regs().gpr[RBX]);

@@ -213,3 +213,27 @@ fn a_page_walk_into_the_window_is_no_device_access() {
     assert_eq!(vcpu.regs.gpr[RAX], TOOL_DEVICE_GPA, "no register was read");
     assert_eq!(vcpu.regs.rip, 0x10_0000);
 }
+
+#[test]
+fn the_tool_device_from_compatibility_mode_stops_the_guest() {
+    let mut vcpu = FakeVcpu::new(MEM, vec![]);
+    let mut guest = GuestState::new("compat");
+    let mut log = Lines::default();
+    vcpu.regs.legacy_code = true;
+    let exit = VmExit::MmioAccess {
+        gpa: TOOL_DEVICE_GPA,
+        write: false,
+        fetch: false,
+        page_walk: false,
+    };
+    let action = handle_exit(
+        &mut vcpu,
+        exit,
+        &mut guest,
+        &mut env(&mut log, &mut no_policy()),
+    );
+    assert!(
+        matches!(&action, ExitAction::Stop(StopReason::BadDeviceAccess(why)) if why.contains("compatibility mode")),
+        "{action:?}"
+    );
+}

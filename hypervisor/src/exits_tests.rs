@@ -407,3 +407,44 @@ fn null_result_buffer_is_a_bad_pointer_with_an_audit_record() {
     assert!(records[0].contains(r#""agent":"misbehaving","tool":"hypercall""#));
     assert!(records[0].contains("result: null pointer"));
 }
+
+#[test]
+fn hypercalls_and_ports_from_user_or_compatibility_mode_are_a_gp() {
+    for (user, legacy) in [(true, false), (false, true)] {
+        let mut vcpu = FakeVcpu::new(MEM, vec![]);
+        let mut guest = GuestState::new("u");
+        let mut log = Lines::default();
+        stage(&mut vcpu, Kind::ConsoleWrite, b"from user code\n", 0);
+        (vcpu.regs.user_mode, vcpu.regs.legacy_code) = (user, legacy);
+        for exit in [
+            VmExit::Hypercall,
+            VmExit::PortIo {
+                port: 0xE9,
+                size: 1,
+                write: true,
+                value: u32::from(b'x'),
+                string: false,
+            },
+        ] {
+            let action = handle_exit(
+                &mut vcpu,
+                exit,
+                &mut guest,
+                &mut env(&mut log, &mut no_policy()),
+            );
+            assert_eq!(action, ExitAction::Resume);
+        }
+        assert_eq!(vcpu.gp_injected, 2);
+        assert!(
+            !log.has("from user code") && !log.has("[guest u]"),
+            "{:?}",
+            log.0
+        );
+        assert!(
+            log.has("hypercall from") && log.has("port I/O from"),
+            "{:?}",
+            log.0
+        );
+        assert_eq!(guest.stats.hypercalls, 0);
+    }
+}

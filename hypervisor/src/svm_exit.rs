@@ -206,6 +206,8 @@ pub fn store_registers(vmcb: &Vmcb, gprs: &[u64; 16]) -> Registers {
         rip: vmcb.get64(save::RIP),
         rflags: vmcb.get64(save::RFLAGS),
         cr3: vmcb.get64(save::CR3),
+        user_mode: vmcb.get8(save::CPL) != 0,
+        legacy_code: !vmcb.segment(save::SegmentRegister::Cs).attrib.long(),
     };
     regs.gpr[RAX] = vmcb.get64(save::RAX);
     regs.gpr[crate::vcpu::RSP] = vmcb.get64(save::RSP);

@@ -24,6 +24,11 @@ pub struct Registers {
     pub rflags: u64,
     /// Guest CR3 (read-only for handlers: the backend does not write it back).
     pub cr3: u64,
+    /// The guest ran at CPL > 0 (user code) when it exited (read-only for handlers).
+    pub user_mode: bool,
+    /// The guest ran code that is not 64-bit (CS.L clear: compatibility mode) when it exited: its
+    /// instructions would be decoded wrongly as 64-bit (read-only for handlers).
+    pub legacy_code: bool,
 }
 
 /// Why the guest left (decoded by the backend; the exit handlers decide what to do).

@@ -71,6 +71,21 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "PROBEVISOR-DONE status=ok",
             ]),
         },
+        // More built-in guests under SVM (its 15-guest limit): the tool device from compatibility
+        // mode stops the guest, a hypercall from CPL 3 is a #GP.
+        BootTest {
+            name: "qemu-tcg-svm-guests-modes",
+            cmdline: "testguests=compat,cpl3,cpuid",
+            emulator: Emulator::qemu_tcg(),
+            timeout: Duration::from_secs(60),
+            expect: Expect::all(&[
+                "probevisor: backend AMD SVM",
+                "tool device access from compatibility mode",
+                "guest test-cpl3: hypercall from user mode (CPL > 0) refused (#GP)",
+                "[guest test-cpuid] probevisor",
+                "PROBEVISOR-DONE status=ok",
+            ]),
+        },
         // A CPU with neither VMX nor SVM is refused: `probevisor: no VT-x or SVM`, status=no-vtx.
         BootTest {
             name: "qemu-tcg-no-vtx",
@@ -98,7 +113,7 @@ pub fn boot_tests() -> Vec<BootTest> {
         // base, a guest that turns AVX off after using it; each stops alone, the run ends ok.
         BootTest {
             name: "bochs-guests-builtin",
-            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,cr8,pkru,mwait,spin",
+            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,cr8,pkru,mwait,spin,compat,cpl3",
             emulator: Emulator::bochs(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -121,6 +136,8 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "probevisor: guest test-pkru stopped: unexpected exit: exit reason 28",
                 "probevisor: guest test-mwait stopped: unexpected exit: exit reason 39 (MONITOR)",
                 "probevisor: guest test-spin stopped: still running after 2000 time slices",
+                "tool device access from compatibility mode",
+                "guest test-cpl3: hypercall from user mode (CPL > 0) refused (#GP)",
                 "PROBEVISOR-DONE status=ok",
             ]),
         },

@@ -169,6 +169,7 @@ impl SvmVcpu {
                 g[RSP] = INITIAL_RSP;
                 g
             },
+            ..Registers::default()
         };
         log::info!(
             "vcpu: VMCB {:#x}, RAM {:#x}..{:#x}, nCR3 {:#x}, asid {asid}, entry {entry:#x}, intr intercept {}",

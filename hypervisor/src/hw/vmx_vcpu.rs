@@ -176,6 +176,7 @@ impl VmxVcpu {
                 g[RSP] = INITIAL_RSP;
                 g
             },
+            ..Registers::default()
         };
         log::info!(
             "vcpu: VMCS {vmcs:#x}, RAM {:#x}..{:#x}, EPTP {:#x}, vpid {}, entry {entry:#x}, controls pin {:#x} proc {:#x} proc2 {:#x} exit {:#x} entry {:#x}",
@@ -245,6 +246,9 @@ impl VmxVcpu {
         self.regs.rip = f::GUEST_RIP.read(hw)?;
         self.regs.rflags = f::GUEST_RFLAGS.read(hw)?;
         self.regs.cr3 = f::GUEST_CR3.read(hw)?;
+        // CPL is SS.DPL (access rights bits 6:5); CS.L is bit 13.
+        self.regs.user_mode = (f::GUEST_SS_ACCESS_RIGHTS.read(hw)? >> 5) & 3 != 0;
+        self.regs.legacy_code = f::GUEST_CS_ACCESS_RIGHTS.read(hw)? & (1 << 13) == 0;
         self.exit_len = u64::from(f::VM_EXIT_INSTRUCTION_LENGTH.read(hw)?);
         Ok(())
     }
