@@ -1,7 +1,7 @@
 //! The tool device window: register reads, the doorbell, its audit records, and what is not a
 //! device access (a guest page-table walk that touches the window).
 
-use super::tests::{env, no_policy, records, stage, MEM};
+use super::tests::{env, exit_once, no_policy, records, stage, MEM};
 use super::*;
 use crate::fake_vcpu::{FakeVcpu, Lines};
 use crate::guest_memory::{build_boot_structures, PML4_GPA};
@@ -10,15 +10,8 @@ use hypercall_abi::{Kind, Status};
 
 #[test]
 fn tool_device_reads_id_and_rings_the_doorbell() {
-    let mut vcpu = FakeVcpu::new(MEM, vec![]);
-    build_boot_structures(&mut vcpu.mem).unwrap();
-    vcpu.regs.cr3 = PML4_GPA;
-    let mut guest = GuestState::new("d");
-    let mut log = Lines::default();
-    // mov eax, [rax]
-    vcpu.mem[0x10_0000..0x10_0002].copy_from_slice(&[0x8B, 0x00]);
-    vcpu.regs.rip = 0x10_0000;
-    vcpu.regs.gpr[RAX] = TOOL_DEVICE_GPA;
+    let (mut vcpu, mut guest, mut log) = device_guest("d");
+    stage_id_read(&mut vcpu);
     let exit = VmExit::MmioAccess {
         gpa: TOOL_DEVICE_GPA,
         write: false,
@@ -26,12 +19,7 @@ fn tool_device_reads_id_and_rings_the_doorbell() {
         page_walk: false,
     };
     assert_eq!(
-        handle_exit(
-            &mut vcpu,
-            exit,
-            &mut guest,
-            &mut env(&mut log, &mut no_policy())
-        ),
+        exit_once(&mut vcpu, &mut guest, &mut log, exit),
         ExitAction::Resume
     );
     assert_eq!(
@@ -52,12 +40,7 @@ fn tool_device_reads_id_and_rings_the_doorbell() {
             page_walk: false,
         };
         assert_eq!(
-            handle_exit(
-                &mut vcpu,
-                exit,
-                &mut guest,
-                &mut env(&mut log, &mut no_policy())
-            ),
+            exit_once(&mut vcpu, &mut guest, &mut log, exit),
             ExitAction::Resume
         );
     }
@@ -73,14 +56,38 @@ fn tool_device_reads_id_and_rings_the_doorbell() {
         page_walk: false,
     };
     assert!(matches!(
-        handle_exit(
-            &mut vcpu,
-            exit,
-            &mut guest,
-            &mut env(&mut log, &mut no_policy())
-        ),
+        exit_once(&mut vcpu, &mut guest, &mut log, exit),
         ExitAction::Stop(StopReason::BadDeviceAccess(_))
     ));
+}
+
+/// Writes `request_gpa` to REQUEST_GPA, then a tool call to DOORBELL; the guest resumes each time.
+fn ring_doorbell(
+    vcpu: &mut FakeVcpu,
+    guest: &mut GuestState,
+    log: &mut Lines,
+    services: &mut dyn ToolService,
+    request_gpa: u64,
+) {
+    for (offset, value) in [(0x08, request_gpa), (0x10, Kind::ToolCall as u64)] {
+        let action = device_write(vcpu, guest, log, services, offset, value);
+        assert_eq!(action, ExitAction::Resume);
+    }
+}
+
+/// `mov eax, [rax]` at RIP 0x10_0000 with RAX at the tool device's ID register.
+fn stage_id_read(vcpu: &mut FakeVcpu) {
+    vcpu.mem[0x10_0000..0x10_0002].copy_from_slice(&[0x8B, 0x00]);
+    vcpu.regs.rip = 0x10_0000;
+    vcpu.regs.gpr[RAX] = TOOL_DEVICE_GPA;
+}
+
+/// A guest with boot structures (page tables) in place, named `name`, and an empty log.
+fn device_guest(name: &str) -> (FakeVcpu, GuestState, Lines) {
+    let mut vcpu = FakeVcpu::new(MEM, vec![]);
+    build_boot_structures(&mut vcpu.mem).unwrap();
+    vcpu.regs.cr3 = PML4_GPA;
+    (vcpu, GuestState::new(name), Lines::default())
 }
 
 /// `mov [rcx], rbx` at 0x10_0002 writing `value` to tool device register `offset`.
@@ -108,23 +115,9 @@ fn device_write(
 #[test]
 fn doorbell_tool_call_is_decided_and_audited_and_a_status_write_stops_the_agent() {
     let mut services = no_policy();
-    let mut vcpu = FakeVcpu::new(MEM, vec![]);
-    build_boot_structures(&mut vcpu.mem).unwrap();
-    vcpu.regs.cr3 = PML4_GPA;
-    let mut guest = GuestState::new("mmio");
-    let mut log = Lines::default();
+    let (mut vcpu, mut guest, mut log) = device_guest("mmio");
     stage(&mut vcpu, Kind::ToolCall, br#"{"path":"/project"}"#, 0);
-    for (offset, value) in [(0x08, 0x8000), (0x10, Kind::ToolCall as u64)] {
-        let action = device_write(
-            &mut vcpu,
-            &mut guest,
-            &mut log,
-            &mut services,
-            offset,
-            value,
-        );
-        assert_eq!(action, ExitAction::Resume);
-    }
+    ring_doorbell(&mut vcpu, &mut guest, &mut log, &mut services, 0x8000);
     // The pipeline ran (fail closed here: no policy) before the guest saw a status.
     assert_eq!(guest.device.status, Status::Denied as u64);
     assert_eq!(
@@ -158,22 +151,8 @@ fn doorbell_tool_call_is_decided_and_audited_and_a_status_write_stops_the_agent(
 #[test]
 fn a_bad_doorbell_request_is_audited_as_a_tool_device_refusal() {
     let mut services = no_policy();
-    let mut vcpu = FakeVcpu::new(MEM, vec![]);
-    build_boot_structures(&mut vcpu.mem).unwrap();
-    vcpu.regs.cr3 = PML4_GPA;
-    let mut guest = GuestState::new("mmio");
-    let mut log = Lines::default();
-    for (offset, value) in [(0x08, 0xFFFF_F000), (0x10, Kind::ToolCall as u64)] {
-        let action = device_write(
-            &mut vcpu,
-            &mut guest,
-            &mut log,
-            &mut services,
-            offset,
-            value,
-        );
-        assert_eq!(action, ExitAction::Resume);
-    }
+    let (mut vcpu, mut guest, mut log) = device_guest("mmio");
+    ring_doorbell(&mut vcpu, &mut guest, &mut log, &mut services, 0xFFFF_F000);
     assert_eq!(guest.device.status, Status::BadPointer as u64);
     let records = records(&log);
     assert_eq!(records.len(), 1, "{:?}", log.0);
@@ -182,27 +161,16 @@ fn a_bad_doorbell_request_is_audited_as_a_tool_device_refusal() {
 
 #[test]
 fn a_page_walk_into_the_window_is_no_device_access() {
-    let mut vcpu = FakeVcpu::new(MEM, vec![]);
-    build_boot_structures(&mut vcpu.mem).unwrap();
-    vcpu.regs.cr3 = PML4_GPA;
-    let mut guest = GuestState::new("walk");
-    let mut log = Lines::default();
-    // The instruction at RIP would be a device read (mov eax, [rax]) if it were its access.
-    vcpu.mem[0x10_0000..0x10_0002].copy_from_slice(&[0x8B, 0x00]);
-    vcpu.regs.rip = 0x10_0000;
-    vcpu.regs.gpr[RAX] = TOOL_DEVICE_GPA;
+    let (mut vcpu, mut guest, mut log) = device_guest("walk");
+    // The instruction at RIP would be a device read if it were its access.
+    stage_id_read(&mut vcpu);
     let exit = VmExit::MmioAccess {
         gpa: TOOL_DEVICE_GPA,
         write: false,
         fetch: false,
         page_walk: true,
     };
-    let action = handle_exit(
-        &mut vcpu,
-        exit,
-        &mut guest,
-        &mut env(&mut log, &mut no_policy()),
-    );
+    let action = exit_once(&mut vcpu, &mut guest, &mut log, exit);
     assert!(
         matches!(
             action,
@@ -226,12 +194,7 @@ fn the_tool_device_from_compatibility_mode_stops_the_guest() {
         fetch: false,
         page_walk: false,
     };
-    let action = handle_exit(
-        &mut vcpu,
-        exit,
-        &mut guest,
-        &mut env(&mut log, &mut no_policy()),
-    );
+    let action = exit_once(&mut vcpu, &mut guest, &mut log, exit);
     assert!(
         matches!(&action, ExitAction::Stop(StopReason::BadDeviceAccess(why)) if why.contains("compatibility mode")),
         "{action:?}"

@@ -14,6 +14,16 @@ pub(super) fn env<'a>(log: &'a mut Lines, services: &'a mut dyn ToolService) -> 
     }
 }
 
+/// Handles one `exit` of `vcpu` with no policy loaded.
+pub(super) fn exit_once(
+    vcpu: &mut FakeVcpu,
+    guest: &mut GuestState,
+    log: &mut Lines,
+    exit: VmExit,
+) -> ExitAction {
+    handle_exit(vcpu, exit, guest, &mut env(log, &mut no_policy()))
+}
+
 pub(super) fn no_policy() -> impl ToolService {
     crate::host_services::fail_closed(crate::host_services::NO_POLICY_REASON, || 0)
 }
@@ -40,12 +50,7 @@ fn console_write_hypercall_prints_tagged_lines() {
     let mut guest = GuestState::new("benign");
     let mut log = Lines::default();
     stage(&mut vcpu, Kind::ConsoleWrite, b"hello\nworld\n", 0);
-    let action = handle_exit(
-        &mut vcpu,
-        VmExit::Hypercall,
-        &mut guest,
-        &mut env(&mut log, &mut no_policy()),
-    );
+    let action = exit_once(&mut vcpu, &mut guest, &mut log, VmExit::Hypercall);
     assert_eq!(action, ExitAction::Resume);
     assert_eq!(log.0, ["[guest benign] hello", "[guest benign] world"]);
     assert_eq!(
@@ -61,12 +66,7 @@ fn bad_pointer_is_an_error_status_and_an_audit_line() {
     let mut log = Lines::default();
     stage(&mut vcpu, Kind::ConsoleWrite, b"x", 0);
     vcpu.mem[0x8020..0x8028].copy_from_slice(&0x8000_0000u64.to_le_bytes());
-    let action = handle_exit(
-        &mut vcpu,
-        VmExit::Hypercall,
-        &mut guest,
-        &mut env(&mut log, &mut no_policy()),
-    );
+    let action = exit_once(&mut vcpu, &mut guest, &mut log, VmExit::Hypercall);
     assert_eq!(action, ExitAction::Resume);
     assert_eq!(vcpu.regs.gpr[RAX], Status::BadPointer as u64);
     assert!(
@@ -76,12 +76,7 @@ fn bad_pointer_is_an_error_status_and_an_audit_line() {
     );
     assert_eq!(guest.stats.refused_requests, 1);
     vcpu.regs.gpr[RBX] = u64::MAX - 63;
-    handle_exit(
-        &mut vcpu,
-        VmExit::Hypercall,
-        &mut guest,
-        &mut env(&mut log, &mut no_policy()),
-    );
+    exit_once(&mut vcpu, &mut guest, &mut log, VmExit::Hypercall);
     assert_eq!(vcpu.regs.gpr[RAX], Status::BadPointer as u64);
 }
 
@@ -91,12 +86,7 @@ fn exit_hypercall_stops_the_guest() {
     let mut guest = GuestState::new("g");
     let mut log = Lines::default();
     stage(&mut vcpu, Kind::Exit, b"", 0);
-    let action = handle_exit(
-        &mut vcpu,
-        VmExit::Hypercall,
-        &mut guest,
-        &mut env(&mut log, &mut no_policy()),
-    );
+    let action = exit_once(&mut vcpu, &mut guest, &mut log, VmExit::Hypercall);
     assert_eq!(
         action,
         ExitAction::Stop(StopReason::Exited {
@@ -112,12 +102,7 @@ fn tool_call_is_refused_without_policy() {
     let mut guest = GuestState::new("g");
     let mut log = Lines::default();
     stage(&mut vcpu, Kind::ToolCall, b"{\"path\":\"/x\"}", 0);
-    let action = handle_exit(
-        &mut vcpu,
-        VmExit::Hypercall,
-        &mut guest,
-        &mut env(&mut log, &mut no_policy()),
-    );
+    let action = exit_once(&mut vcpu, &mut guest, &mut log, VmExit::Hypercall);
     assert_eq!(action, ExitAction::Resume);
     assert_eq!(vcpu.regs.gpr[RAX], Status::Denied as u64);
     let len = vcpu.regs.gpr[RDX] as usize;
@@ -216,12 +201,7 @@ fn console_ports_buffer_lines_and_other_ports_stop_the_guest() {
             string: false,
         };
         assert_eq!(
-            handle_exit(
-                &mut vcpu,
-                exit,
-                &mut guest,
-                &mut env(&mut log, &mut no_policy())
-            ),
+            exit_once(&mut vcpu, &mut guest, &mut log, exit),
             ExitAction::Resume
         );
     }
@@ -234,12 +214,7 @@ fn console_ports_buffer_lines_and_other_ports_stop_the_guest() {
         value: u32::from_le_bytes(*b"or\0\0"),
         string: false,
     };
-    handle_exit(
-        &mut vcpu,
-        exit,
-        &mut guest,
-        &mut env(&mut log, &mut no_policy()),
-    );
+    exit_once(&mut vcpu, &mut guest, &mut log, exit);
     guest.flush_console(&mut log);
     assert_eq!(log.0, ["[guest p] hi", "[guest p] or"]);
     let exit = VmExit::PortIo {
@@ -249,12 +224,7 @@ fn console_ports_buffer_lines_and_other_ports_stop_the_guest() {
         value: 0,
         string: false,
     };
-    let action = handle_exit(
-        &mut vcpu,
-        exit,
-        &mut guest,
-        &mut env(&mut log, &mut no_policy()),
-    );
+    let action = exit_once(&mut vcpu, &mut guest, &mut log, exit);
     assert_eq!(
         action,
         ExitAction::Stop(StopReason::BadPortIo {
@@ -275,12 +245,7 @@ fn memory_violation_and_triple_fault_stop_with_a_dump() {
         fetch: false,
         page_walk: false,
     };
-    let action = handle_exit(
-        &mut vcpu,
-        exit,
-        &mut guest,
-        &mut env(&mut log, &mut no_policy()),
-    );
+    let action = exit_once(&mut vcpu, &mut guest, &mut log, exit);
     assert_eq!(
         action,
         ExitAction::Stop(StopReason::MemoryViolation {
@@ -290,20 +255,10 @@ fn memory_violation_and_triple_fault_stop_with_a_dump() {
         })
     );
     assert!(log.has("FAKE_DUMP"));
-    let action = handle_exit(
-        &mut vcpu,
-        VmExit::TripleFault,
-        &mut guest,
-        &mut env(&mut log, &mut no_policy()),
-    );
+    let action = exit_once(&mut vcpu, &mut guest, &mut log, VmExit::TripleFault);
     assert_eq!(action, ExitAction::Stop(StopReason::TripleFault));
     assert_eq!(
-        handle_exit(
-            &mut vcpu,
-            VmExit::Hlt,
-            &mut guest,
-            &mut env(&mut log, &mut no_policy())
-        ),
+        exit_once(&mut vcpu, &mut guest, &mut log, VmExit::Hlt),
         ExitAction::Stop(StopReason::Halted)
     );
 }
@@ -426,12 +381,7 @@ fn hypercalls_and_ports_from_user_or_compatibility_mode_are_a_gp() {
                 string: false,
             },
         ] {
-            let action = handle_exit(
-                &mut vcpu,
-                exit,
-                &mut guest,
-                &mut env(&mut log, &mut no_policy()),
-            );
+            let action = exit_once(&mut vcpu, &mut guest, &mut log, exit);
             assert_eq!(action, ExitAction::Resume);
         }
         assert_eq!(vcpu.gp_injected, 2);

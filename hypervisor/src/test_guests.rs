@@ -161,8 +161,7 @@ fn mxcsr_pair_code() -> Vec<u8> {
 /// MXCSR = `mxcsr`, then a `read_file` tool call; prints the call's status digit.
 fn mxcsr_tool_call_code(mxcsr: u32) -> Vec<u8> {
     let base = TEST_GUEST_BASE as u32;
-    let (mxcsr_at, request_at, name_at, args_at, result_at) =
-        (0x80u32, 0x100, 0x140, 0x160, 0x1000);
+    let mxcsr_at = 0x80u32;
     let mut code = vec![
         0x0F, 0x20, 0xE0, // mov rax, cr4
         0x48, 0x0D, 0x00, 0x06, 0x00, 0x00, // or rax, CR4.OSFXSR | CR4.OSXMMEXCPT
@@ -171,26 +170,14 @@ fn mxcsr_tool_call_code(mxcsr: u32) -> Vec<u8> {
     ];
     code.extend_from_slice(&(base + mxcsr_at).to_le_bytes());
     code.push(0xBB); // mov ebx, imm32
-    code.extend_from_slice(&(base + request_at).to_le_bytes());
+    code.extend_from_slice(&(base + REQUEST_AT).to_le_bytes());
     code.push(0xB8); // mov eax, imm32
     code.extend_from_slice(&(Kind::ToolCall as u32).to_le_bytes());
     code.extend_from_slice(&[0x0F, 0x01, 0xC1]); // vmcall
     code.extend_from_slice(&[0x04, 0x30, 0xE6, 0xE9, 0xB0, 0x0A, 0xE6, 0xE9, 0xF4]); // status digit, '\n', hlt
-    let (name, args): (&[u8], &[u8]) = (b"read_file", br#"{"path":"/project/README.md"}"#);
-    let mut request = Request::new(Kind::ToolCall);
-    (request.name_gpa, request.name_len) = (u64::from(base + name_at), name.len() as u64);
-    (request.args_gpa, request.args_len) = (u64::from(base + args_at), args.len() as u64);
-    (request.result_gpa, request.result_cap) = (u64::from(base + result_at), 256);
-    for (at, bytes) in [
-        (mxcsr_at, &mxcsr.to_le_bytes()[..]),
-        (request_at, &request.to_bytes()[..]),
-        (name_at, name),
-        (args_at, args),
-    ] {
-        code.resize(at as usize, 0);
-        code.extend_from_slice(bytes);
-    }
-    code.resize(result_at as usize + 256, 0);
+    code.resize(mxcsr_at as usize, 0);
+    code.extend_from_slice(&mxcsr.to_le_bytes());
+    append_tool_call(&mut code, b"read_file", br#"{"path":"/project/README.md"}"#);
     code
 }
 
@@ -341,12 +328,37 @@ pub const BAD_REQUEST_GPA: u32 = 0xFFFF_F000;
 const MISBEHAVE_NAME: &[u8] = b"write_file";
 const MISBEHAVE_ARGS: &[u8] = br#"{"path":"/project/owned","content":"x"}"#;
 
+/// Where the guests that call tools keep their request, its name, its arguments and the result
+/// buffer (offsets from the image start).
+const REQUEST_AT: u32 = 0x100;
+const NAME_AT: u32 = 0x140;
+const ARGS_AT: u32 = 0x160;
+const RESULT_AT: u32 = 0x1000;
+
+/// Appends the data of a tool call `name(args)` to `code` at the offsets above (with a 256-byte
+/// result buffer at the end).
+fn append_tool_call(code: &mut Vec<u8>, name: &[u8], args: &[u8]) {
+    let base = TEST_GUEST_BASE as u32;
+    let mut request = Request::new(Kind::ToolCall);
+    (request.name_gpa, request.name_len) = (u64::from(base + NAME_AT), name.len() as u64);
+    (request.args_gpa, request.args_len) = (u64::from(base + ARGS_AT), args.len() as u64);
+    (request.result_gpa, request.result_cap) = (u64::from(base + RESULT_AT), 256);
+    for (at, bytes) in [
+        (REQUEST_AT, &request.to_bytes()[..]),
+        (NAME_AT, name),
+        (ARGS_AT, args),
+    ] {
+        code.resize(at as usize, 0);
+        code.extend_from_slice(bytes);
+    }
+    code.resize(RESULT_AT as usize + 256, 0);
+}
+
 fn misbehave_code() -> Vec<u8> {
     let base = TEST_GUEST_BASE as u32;
-    let (request_at, name_at, args_at, result_at) = (0x100u32, 0x140u32, 0x160u32, 0x1000u32);
     let mut code = Vec::new();
     let tool_call = Kind::ToolCall as u32;
-    for request in [base + request_at, BAD_REQUEST_GPA] {
+    for request in [base + REQUEST_AT, BAD_REQUEST_GPA] {
         code.push(0xBB); // mov ebx, imm32
         code.extend_from_slice(&request.to_le_bytes());
         code.push(0xB8); // mov eax, imm32
@@ -356,19 +368,7 @@ fn misbehave_code() -> Vec<u8> {
     code.extend_from_slice(&[0xC6, 0x04, 0x25]); // mov byte [imm32], imm8
     code.extend_from_slice(&OUTSIDE_RAM_GPA.to_le_bytes());
     code.extend_from_slice(&[0x01, 0xF4]); // 1; hlt (not reached)
-    let mut request = Request::new(Kind::ToolCall);
-    (request.name_gpa, request.name_len) = (u64::from(base + name_at), MISBEHAVE_NAME.len() as u64);
-    (request.args_gpa, request.args_len) = (u64::from(base + args_at), MISBEHAVE_ARGS.len() as u64);
-    (request.result_gpa, request.result_cap) = (u64::from(base + result_at), 256);
-    for (at, bytes) in [
-        (request_at, &request.to_bytes()[..]),
-        (name_at, MISBEHAVE_NAME),
-        (args_at, MISBEHAVE_ARGS),
-    ] {
-        code.resize(at as usize, 0);
-        code.extend_from_slice(bytes);
-    }
-    code.resize(result_at as usize + 256, 0);
+    append_tool_call(&mut code, MISBEHAVE_NAME, MISBEHAVE_ARGS);
     code
 }
 
