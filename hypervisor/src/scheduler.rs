@@ -78,8 +78,15 @@ pub fn run_round_robin<V: Vcpu>(
     exits
 }
 
+/// Stops `guest`: its console flushed, a log line, and (for a stop it did not choose, unless its
+/// exit handler already recorded the cause) an audit record of kind `guest_stopped`.
 fn stop<V>(guest: &mut Guest<V>, env: &mut ExitEnv<'_>, reason: StopReason) {
     guest.state.flush_console(env.log);
+    if !reason.is_voluntary() && !reason.audited_where_it_happened() {
+        let detail = alloc::format!("{reason}");
+        env.services
+            .violation(&guest.state.name, "guest_stopped", &detail, env.log);
+    }
     env.log.line(format_args!(
         "probevisor: guest {} stopped: {reason}",
         guest.state.name

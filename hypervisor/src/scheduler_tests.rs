@@ -177,4 +177,9 @@ fn a_guest_that_never_exits_on_its_own_spends_only_its_slices() {
     );
     assert_eq!(guests[1].state.stopped, Some(StopReason::Halted));
     assert!(log.has("[guest good] ok"));
+    // The forced stop is audited; the voluntary one is not.
+    let records: Vec<&String> = log.0.iter().filter(|l| l.starts_with("AUDIT ")).collect();
+    assert_eq!(records.len(), 1, "{:?}", log.0);
+    assert!(records[0].contains(r#""agent":"spin","tool":"guest_stopped""#));
+    assert!(records[0].contains("5 time slices"), "{}", records[0]);
 }

@@ -133,6 +133,15 @@ impl StopReason {
     pub fn is_voluntary(&self) -> bool {
         matches!(self, Self::Exited { .. } | Self::Halted)
     }
+
+    /// Whether the exit handler that stopped the guest has already written an audit record of the
+    /// cause (a memory violation, a refused device access, a refused Exit request).
+    pub fn audited_where_it_happened(&self) -> bool {
+        matches!(
+            self,
+            Self::MemoryViolation { .. } | Self::BadDeviceAccess(_) | Self::MalformedExit(_)
+        )
+    }
 }
 
 /// A guest's state outside its vCPU.

@@ -138,6 +138,8 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "probevisor: guest test-spin stopped: still running after 2000 time slices",
                 "tool device access from compatibility mode",
                 "guest test-cpl3: hypercall from user mode (CPL > 0) refused (#GP)",
+                // A stop the guest did not choose is an audit record.
+                r#""agent":"test-msr","tool":"guest_stopped","args":{"detail":"triple fault"}"#,
                 "PROBEVISOR-DONE status=ok",
             ]),
         },
