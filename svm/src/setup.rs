@@ -99,12 +99,15 @@ pub const GUEST_EFER: u64 = EFER_LME | EFER_LMA | EFER_NXE | EFER_SVME;
 /// could otherwise execute the SVM instructions itself: VMLOAD/VMSAVE take a *host*-physical
 /// address (another guest's memory, the hypervisor's code), CLGI masks the time-slice interrupt for
 /// good, INVLPGA flushes other guests' ASIDs, INVD drops the host's dirty cache lines; MWAIT into a
-/// deep C-state could keep the CPU past the slice timer, RDPMC reads the host's counters. Each of
-/// them exits (and the guest is stopped).
-pub const ALWAYS_INTERCEPTED: [Intercept; 11] = [
+/// deep C-state could keep the CPU past the slice timer, RDPMC reads the host's counters, RDTSCP
+/// the host's TSC_AUX (VT-x leaves RDTSCP disabled: #UD), WBINVD flushes the caches everyone shares.
+/// Each of them exits (and the guest is stopped).
+pub const ALWAYS_INTERCEPTED: [Intercept; 13] = [
     Intercept::MONITOR,
     Intercept::MWAIT,
     Intercept::RDPMC,
+    Intercept::RDTSCP,
+    Intercept::WBINVD,
     Intercept::VMRUN,
     Intercept::VMLOAD,
     Intercept::VMSAVE,

@@ -101,7 +101,8 @@ impl ControlRequest {
     /// debug-register accesses exit too: without them a guest's MOV to CR8 sets the *host's* task
     /// priority and DR0-DR3/DR6 (not in the VMCS) would pass from one guest to the next. MWAIT and
     /// MONITOR exit (a deep C-state stops the preemption timer on real hardware: the guest would
-    /// keep the CPU), and RDPMC (the host's performance counters).
+    /// keep the CPU), RDPMC (the host's performance counters) and WBINVD (a flush of every cache
+    /// the host and the other guests share).
     pub fn long_mode_guest_with_ept() -> Self {
         Self {
             pin: controls::pin::EXTERNAL_INTERRUPT_EXITING | controls::pin::NMI_EXITING,
@@ -114,7 +115,9 @@ impl ControlRequest {
                 | controls::primary::MWAIT_EXITING
                 | controls::primary::MONITOR_EXITING
                 | controls::primary::RDPMC_EXITING,
-            secondary: controls::secondary::ENABLE_EPT | controls::secondary::ENABLE_VPID,
+            secondary: controls::secondary::ENABLE_EPT
+                | controls::secondary::ENABLE_VPID
+                | controls::secondary::WBINVD_EXITING,
             exit: controls::exit::HOST_ADDRESS_SPACE_SIZE
                 | controls::exit::ACK_INTERRUPT_ON_EXIT
                 | controls::exit::SAVE_EFER

@@ -42,21 +42,25 @@ fn controls_are_adjusted_and_written() {
         0x16 | pin::EXTERNAL_INTERRUPT_EXITING | pin::NMI_EXITING
     );
     assert_ne!(written.primary & primary::ACTIVATE_SECONDARY_CONTROLS, 0);
+    assert_ne!(written.secondary & secondary::WBINVD_EXITING, 0);
     for bit in [
         primary::CR8_LOAD_EXITING,
         primary::CR8_STORE_EXITING,
         primary::MOV_DR_EXITING,
+        primary::MWAIT_EXITING,
+        primary::MONITOR_EXITING,
+        primary::RDPMC_EXITING,
     ] {
         assert_ne!(
             written.primary & bit,
             0,
-            "CR8 and debug registers exit ({bit:#x})"
+            "CR8, DR, MWAIT, MONITOR and RDPMC exit ({bit:#x})"
         );
     }
     assert_ne!(written.primary & 0x0400_6172, 0, "required ones kept");
     assert_eq!(
         written.secondary,
-        secondary::ENABLE_EPT | secondary::ENABLE_VPID
+        secondary::ENABLE_EPT | secondary::ENABLE_VPID | secondary::WBINVD_EXITING
     );
     assert_ne!(written.exit & exit::HOST_ADDRESS_SPACE_SIZE, 0);
     assert_ne!(written.entry & entry::IA32E_MODE_GUEST, 0);
