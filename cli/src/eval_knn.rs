@@ -201,14 +201,31 @@ fn fold_count(fold: &[usize]) -> usize {
         .map_or(0, |m| m + 1)
 }
 
-/// Nested cross-validation of `fam` on `states` over the folds `fold` (each row's fold, 0..folds,
-/// or [`MEMORY`]; `eval --cv` uses `stratified_folds(truth, folds, FOLD_SEED)`).
-pub fn nested_cv(
+/// One fold: its training rows, its held-out rows, and every row's neighbours in its pool.
+pub struct FoldSplit {
+    train: Vec<usize>,
+    test: Vec<usize>,
+    near: Vec<Vec<usize>>,
+}
+
+/// The folds of `fold` with their neighbours, computed once for every family and report.
+pub fn fold_splits(states: &[Vec<f32>], fold: &[usize]) -> Vec<FoldSplit> {
+    (0..fold_count(fold))
+        .map(|f| {
+            let (train, test, pool) = split(fold, f);
+            let near = fold_neighbours(states, &pool);
+            FoldSplit { train, test, near }
+        })
+        .collect()
+}
+
+/// Nested cross-validation of `fam` over `splits` (from [`fold_splits`] of each row's fold,
+/// 0..folds, or [`MEMORY`]; `eval --cv` uses `stratified_folds(truth, folds, FOLD_SEED)`).
+fn nested_cv_on(
     fam: Family,
-    states: &[Vec<f32>],
+    splits: &[FoldSplit],
     truth: &[bool],
     base: &[Scored],
-    fold: &[usize],
     ks: &[usize],
     weights: &[f32],
 ) -> Option<KnnCv> {
@@ -217,14 +234,12 @@ pub fn nested_cv(
         fold_auc: Vec::new(),
         choices: Vec::new(),
     };
-    for f in 0..fold_count(fold) {
-        let (train, test, pool) = split(fold, f);
-        let near = fold_neighbours(states, &pool);
-        let cands = candidates(fam, &near, truth, base, ks, weights);
+    for FoldSplit { train, test, near } in splits {
+        let cands = candidates(fam, near, truth, base, ks, weights);
         let scores: Vec<Vec<f32>> = cands.iter().map(|c| c.1.clone()).collect();
-        let choice = choose(&scores, truth, &train)?;
+        let choice = choose(&scores, truth, train)?;
         let chosen = &scores[choice.candidate];
-        for &i in &test {
+        for &i in test {
             out.pred[i] = chosen[i] >= choice.threshold;
         }
         let s: Vec<f32> = test.iter().map(|&i| chosen[i]).collect();
@@ -268,13 +283,12 @@ pub fn report(
     for (layer, st) in layers.iter().zip(states) {
         println!("\nhidden state after block {layer}");
         for (scheme, fold) in schemes {
+            let splits = fold_splits(st, fold);
             // Each row's vote from its own fold's pool: the ordering power of the vote.
             let mut own = vec![Vec::new(); truth.len()];
-            for f in 0..fold_count(fold) {
-                let (_, test, pool) = split(fold, f);
-                let near = fold_neighbours(st, &pool);
-                for i in test {
-                    own[i] = near[i].clone();
+            for split in &splits {
+                for &i in &split.test {
+                    own[i] = split.near[i].clone();
                 }
             }
             let rows: Vec<usize> = (0..truth.len()).filter(|&i| fold[i] != MEMORY).collect();
@@ -288,7 +302,7 @@ pub fn report(
                 .collect();
             println!("  {scheme}: out-of-fold vote AUC {}", aucs.join(", "));
             for fam in [Family::Probe, Family::Vote, Family::Mixed] {
-                let Some(cv) = nested_cv(fam, st, truth, base, fold, ks, weights) else {
+                let Some(cv) = nested_cv_on(fam, &splits, truth, base, ks, weights) else {
                     println!("    {fam:?}: no candidates");
                     continue;
                 };

@@ -1,5 +1,18 @@
 use super::*;
 
+/// Nested cross-validation of `fam` on `states` over the folds `fold`.
+fn nested_cv(
+    fam: Family,
+    states: &[Vec<f32>],
+    truth: &[bool],
+    base: &[Scored],
+    fold: &[usize],
+    ks: &[usize],
+    weights: &[f32],
+) -> Option<KnnCv> {
+    nested_cv_on(fam, &fold_splits(states, fold), truth, base, ks, weights)
+}
+
 /// Two clusters in 3 dimensions around a common offset: dangerous rows near +x, benign near -x,
 /// with a little spread along y so no two rows coincide.
 fn clusters(n: usize) -> (Vec<Vec<f32>>, Vec<bool>) {

@@ -51,6 +51,11 @@ pub struct ExitEnv<'a> {
     pub services: &'a mut dyn ToolService,
 }
 
+/// Whether `gpa` lies in the tool device's MMIO window.
+fn in_tool_device_window(gpa: u64) -> bool {
+    (TOOL_DEVICE_GPA..TOOL_DEVICE_GPA + TOOL_DEVICE_SIZE).contains(&gpa)
+}
+
 fn set_rax_rdx(regs: &mut Registers, (rax, rdx): (u64, u64)) {
     regs.gpr[RAX] = rax;
     regs.gpr[RDX] = rdx;
@@ -88,9 +93,7 @@ pub fn handle_exit<V: Vcpu + ?Sized>(
                 vcpu.inject_gp();
                 return ExitAction::Resume;
             }
-            VmExit::MmioAccess { gpa, .. }
-                if (TOOL_DEVICE_GPA..TOOL_DEVICE_GPA + TOOL_DEVICE_SIZE).contains(&gpa) =>
-            {
+            VmExit::MmioAccess { gpa, .. } if in_tool_device_window(gpa) => {
                 return ExitAction::Stop(StopReason::BadDeviceAccess(format!(
                     "tool device access from {mode}"
                 )));
@@ -168,8 +171,7 @@ pub fn handle_exit<V: Vcpu + ?Sized>(
         } => {
             // Only an instruction's own data access is a device access: a fetch from the window, or
             // guest page tables placed in it, stop the guest like any access outside its memory.
-            let in_window = (TOOL_DEVICE_GPA..TOOL_DEVICE_GPA + TOOL_DEVICE_SIZE).contains(&gpa);
-            if in_window && !fetch && !page_walk {
+            if in_tool_device_window(gpa) && !fetch && !page_walk {
                 return tool_device(vcpu, guest, env, gpa, write);
             }
             let reason = StopReason::MemoryViolation { gpa, write, fetch };

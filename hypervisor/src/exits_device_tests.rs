@@ -12,12 +12,7 @@ use hypercall_abi::{Kind, Status};
 fn tool_device_reads_id_and_rings_the_doorbell() {
     let (mut vcpu, mut guest, mut log) = device_guest("d");
     stage_id_read(&mut vcpu);
-    let exit = VmExit::MmioAccess {
-        gpa: TOOL_DEVICE_GPA,
-        write: false,
-        fetch: false,
-        page_walk: false,
-    };
+    let exit = device_access(0, false);
     assert_eq!(
         exit_once(&mut vcpu, &mut guest, &mut log, exit),
         ExitAction::Resume
@@ -33,12 +28,7 @@ fn tool_device_reads_id_and_rings_the_doorbell() {
         vcpu.regs.rip = 0x10_0002;
         vcpu.regs.gpr[RCX] = TOOL_DEVICE_GPA + offset;
         vcpu.regs.gpr[RBX] = value;
-        let exit = VmExit::MmioAccess {
-            gpa: TOOL_DEVICE_GPA + offset,
-            write: true,
-            fetch: false,
-            page_walk: false,
-        };
+        let exit = device_access(offset, true);
         assert_eq!(
             exit_once(&mut vcpu, &mut guest, &mut log, exit),
             ExitAction::Resume
@@ -49,12 +39,7 @@ fn tool_device_reads_id_and_rings_the_doorbell() {
     // a 4-byte read of an 8-byte register is refused
     vcpu.regs.rip = 0x10_0000;
     vcpu.regs.gpr[RAX] = TOOL_DEVICE_GPA + 0x18;
-    let exit = VmExit::MmioAccess {
-        gpa: TOOL_DEVICE_GPA + 0x18,
-        write: false,
-        fetch: false,
-        page_walk: false,
-    };
+    let exit = device_access(0x18, false);
     assert!(matches!(
         exit_once(&mut vcpu, &mut guest, &mut log, exit),
         ExitAction::Stop(StopReason::BadDeviceAccess(_))
@@ -72,6 +57,16 @@ fn ring_doorbell(
     for (offset, value) in [(0x08, request_gpa), (0x10, Kind::ToolCall as u64)] {
         let action = device_write(vcpu, guest, log, services, offset, value);
         assert_eq!(action, ExitAction::Resume);
+    }
+}
+
+/// An instruction's data access to tool device register `offset`.
+fn device_access(offset: u64, write: bool) -> VmExit {
+    VmExit::MmioAccess {
+        gpa: TOOL_DEVICE_GPA + offset,
+        write,
+        fetch: false,
+        page_walk: false,
     }
 }
 
@@ -103,12 +98,7 @@ fn device_write(
     vcpu.regs.rip = 0x10_0002;
     vcpu.regs.gpr[RCX] = TOOL_DEVICE_GPA + offset;
     vcpu.regs.gpr[RBX] = value;
-    let exit = VmExit::MmioAccess {
-        gpa: TOOL_DEVICE_GPA + offset,
-        write: true,
-        fetch: false,
-        page_walk: false,
-    };
+    let exit = device_access(offset, true);
     handle_exit(vcpu, exit, guest, &mut env(log, services))
 }
 
@@ -188,12 +178,7 @@ fn the_tool_device_from_compatibility_mode_stops_the_guest() {
     let mut guest = GuestState::new("compat");
     let mut log = Lines::default();
     vcpu.regs.legacy_code = true;
-    let exit = VmExit::MmioAccess {
-        gpa: TOOL_DEVICE_GPA,
-        write: false,
-        fetch: false,
-        page_walk: false,
-    };
+    let exit = device_access(0, false);
     let action = exit_once(&mut vcpu, &mut guest, &mut log, exit);
     assert!(
         matches!(&action, ExitAction::Stop(StopReason::BadDeviceAccess(why)) if why.contains("compatibility mode")),

@@ -29,22 +29,10 @@ pub(super) fn run(
     let mut logits = Vec::new();
     let mut last_hidden = Vec::new();
     let mut mm = MatmulContext::new(model.isa, &*model.par);
-    let capture = match req {
-        LogitsRequest::LastHidden(layer) => Some(layer),
-        _ => None,
-    };
-    let mut captured = Vec::new();
+    let mut capture = HiddenCapture::new(req);
     for chunk in tokens.chunks(CHUNK) {
         let last_only = !matches!(req, LogitsRequest::All);
-        let mut x = run_chunk(
-            model,
-            &mut mm,
-            cache,
-            chunk,
-            last_only,
-            capture,
-            &mut captured,
-        )?;
+        let mut x = run_chunk(model, &mut mm, cache, chunk, last_only, &mut capture)?;
         match req {
             LogitsRequest::All => {
                 let n = chunk.len();
@@ -70,7 +58,7 @@ pub(super) fn run(
         }
         LogitsRequest::Last => RowSelection::All,
         LogitsRequest::LastRows(ids) => RowSelection::Rows(ids),
-        LogitsRequest::LastHidden(_) => return Ok(captured),
+        LogitsRequest::LastHidden(_) => return Ok(capture.row),
     };
     rms_norm_in_place(
         &mut last_hidden,
@@ -94,6 +82,35 @@ pub(super) fn run(
     }
     finish(model, &mut out);
     Ok(out)
+}
+
+/// `LogitsRequest::LastHidden(layer)`: the last token's residual stream after `layer` blocks,
+/// taken from each chunk in turn (the last chunk's is the prompt's). Empty for other requests.
+pub(in crate::model) struct HiddenCapture {
+    layer: Option<usize>,
+    pub(in crate::model) row: Vec<f32>,
+}
+
+impl HiddenCapture {
+    pub(in crate::model) fn new(req: LogitsRequest<'_>) -> Self {
+        let layer = match req {
+            LogitsRequest::LastHidden(layer) => Some(layer),
+            _ => None,
+        };
+        HiddenCapture {
+            layer,
+            row: Vec::new(),
+        }
+    }
+
+    /// Called after `blocks` blocks with the chunk's rows `x` (`d` values each, the last token's
+    /// last): keeps that row when these are the blocks asked for.
+    pub(in crate::model) fn after_blocks(&mut self, blocks: usize, x: &[f32], d: usize) {
+        if self.layer == Some(blocks) {
+            self.row.clear();
+            self.row.extend_from_slice(&x[x.len() - d..]);
+        }
+    }
 }
 
 fn finish(model: &Model<'_>, logits: &mut [f32]) {
@@ -184,29 +201,22 @@ pub(super) fn embed_tokens(model: &Model<'_>, tokens: &[u32]) -> Result<Vec<f32>
 
 /// Runs one chunk through every layer, appends its K/V to `cache` and returns its hidden states.
 /// With `last_only`, the returned hidden states are the last token's only (the final layer skips
-/// the other rows after caching their keys and values). With `capture = Some(l)`, `captured`
-/// receives the chunk's last token's residual stream after `l` blocks (0: the embedding).
+/// the other rows after caching their keys and values). `capture` keeps the chunk's last token's
+/// residual stream after the blocks it asks for.
 fn run_chunk(
     model: &Model<'_>,
     mm: &mut MatmulContext<'_>,
     cache: &mut KvCache,
     tokens: &[u32],
     last_only: bool,
-    capture: Option<usize>,
-    captured: &mut Vec<f32>,
+    capture: &mut HiddenCapture,
 ) -> Result<Vec<f32>, ModelError> {
     let c = &model.config;
     let w = &model.weights;
     let (n, d) = (tokens.len(), c.n_embd);
     let start = cache.len();
     let mut x = embed_tokens(model, tokens)?;
-    let keep_last = |x: &[f32], captured: &mut Vec<f32>| {
-        captured.clear();
-        captured.extend_from_slice(&x[x.len() - d..]);
-    };
-    if capture == Some(0) {
-        keep_last(&x, captured);
-    }
+    capture.after_blocks(0, &x, d);
     let (q_w, k_w, v_w) = (
         c.n_head * c.head_dim,
         c.n_head_kv * c.head_dim,
@@ -309,9 +319,7 @@ fn run_chunk(
             norm_rows(proj, pn, c.rms_eps, d);
         }
         x.iter_mut().zip(proj.iter()).for_each(|(a, b)| *a += b);
-        if capture == Some(il + 1) {
-            keep_last(&x, captured);
-        }
+        capture.after_blocks(il + 1, &x, d);
     }
     cache.commit(n);
     Ok(x)

@@ -9,6 +9,7 @@ use super::dot;
 use super::math::{f16r, flash_attn_row, rms_norm, rope_apply, rope_cache, v_silu};
 use crate::gguf::GgmlType;
 use crate::model::config::Arch;
+use crate::model::forward::HiddenCapture;
 use crate::model::weights::Linear;
 use crate::model::{ops, KvCache, LogitsRequest, Model, ModelError};
 use alloc::format;
@@ -32,15 +33,11 @@ pub(in crate::model) fn run(
     let c = &model.config;
     let w = &model.weights;
     let all = matches!(req, LogitsRequest::All);
-    let capture = match req {
-        LogitsRequest::LastHidden(layer) => Some(layer),
-        _ => None,
-    };
-    let mut captured = Vec::new();
+    let mut capture = HiddenCapture::new(req);
     let mut logits = Vec::new();
     let mut last = Vec::new();
     for chunk in tokens.chunks(UBATCH) {
-        let mut x = run_chunk(model, cache, chunk, !all, capture, &mut captured)?;
+        let mut x = run_chunk(model, cache, chunk, !all, &mut capture)?;
         for row in x.chunks_exact_mut(c.n_embd) {
             rms_norm(row, &w.output_norm, c.rms_eps);
         }
@@ -54,7 +51,7 @@ pub(in crate::model) fn run(
         LogitsRequest::All => logits,
         LogitsRequest::Last => linear(model, &w.output, &last, None)?,
         LogitsRequest::LastRows(ids) => linear(model, &w.output, &last, Some(ids))?,
-        LogitsRequest::LastHidden(_) => return Ok(captured),
+        LogitsRequest::LastHidden(_) => return Ok(capture.row),
     };
     if let Some(cap) = c.final_logit_softcap {
         ops::softcap(&mut out, cap);
@@ -118,21 +115,14 @@ fn run_chunk(
     cache: &mut KvCache,
     tokens: &[u32],
     last_only: bool,
-    capture: Option<usize>,
-    captured: &mut Vec<f32>,
+    capture: &mut HiddenCapture,
 ) -> Result<Vec<f32>, ModelError> {
     let c = &model.config;
     let w = &model.weights;
     let (n, d) = (tokens.len(), c.n_embd);
     let start = cache.len();
     let mut x = super::super::forward::embed_tokens(model, tokens)?;
-    let keep_last = |x: &[f32], captured: &mut Vec<f32>| {
-        captured.clear();
-        captured.extend_from_slice(&x[x.len() - d..]);
-    };
-    if capture == Some(0) {
-        keep_last(&x, captured);
-    }
+    capture.after_blocks(0, &x, d);
     let hd = c.head_dim;
     let (q_w, k_w) = (c.n_head * hd, c.n_head_kv * hd);
     let neox = c.arch.rope_neox();
@@ -191,9 +181,7 @@ fn run_chunk(
             norm_rows(&mut down, pn, c.rms_eps, d);
         }
         x.iter_mut().zip(&down).for_each(|(a, b)| *a += b);
-        if capture == Some(il + 1) {
-            keep_last(&x, captured);
-        }
+        capture.after_blocks(il + 1, &x, d);
     }
     cache.commit(n);
     Ok(x)
