@@ -35,6 +35,7 @@
 //!   compatibility mode (it would be decoded as 64-bit code): the guest is stopped.
 //! - `cpl3`: drops to CPL 3 (its pages made user-accessible) and makes a console hypercall, then a
 //!   port write: each is a #GP (no IDT: triple fault); nothing is printed.
+//! - `tf-step`: single-step across an emulated CPUID (test_guests_step.rs).
 //! - `misbehave`: a `write_file` tool call (denied by the policy's tier), a tool call whose request
 //!   pointer lies outside guest memory (refused: bad pointer), then a write outside guest memory
 //!   (EPT violation: the guest is stopped). Each one leaves an audit record.
@@ -393,6 +394,7 @@ pub fn code(name: &str) -> Option<Vec<u8>> {
         "compat" => Some(COMPAT_GUEST.to_vec()),
         "cpl3" => Some(cpl3_code()),
         "vmload" => Some(VMLOAD_GUEST.to_vec()),
+        "tf-step" => Some(crate::test_guests_step::TF_STEP_GUEST.to_vec()),
         "misbehave" => Some(misbehave_code()),
         _ => None,
     }

@@ -10,6 +10,7 @@ extern crate alloc;
 
 pub mod asid;
 pub mod capabilities;
+pub mod completed_instruction;
 pub mod consistency;
 pub mod exit;
 pub mod guest_regs;

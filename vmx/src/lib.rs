@@ -9,6 +9,7 @@ extern crate alloc;
 
 pub mod bitmaps;
 pub mod capabilities;
+pub mod completed_instruction;
 pub mod controls;
 pub mod entry_checks;
 pub mod ept;

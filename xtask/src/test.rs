@@ -72,10 +72,12 @@ pub fn boot_tests() -> Vec<BootTest> {
             ]),
         },
         // More built-in guests under SVM (its 15-guest limit): the tool device from compatibility
-        // mode stops the guest, a hypercall from CPL 3 is a #GP.
+        // mode stops the guest, a hypercall from CPL 3 is a #GP, a single-step trap lands right
+        // after the CPUID the hypervisor emulated (QEMU printed `N` before the fix: the trap landed
+        // one instruction late).
         BootTest {
             name: "qemu-tcg-svm-guests-modes",
-            cmdline: "testguests=compat,cpl3,cpuid",
+            cmdline: "testguests=compat,cpl3,cpuid,tf-step",
             emulator: Emulator::qemu_tcg(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -83,6 +85,7 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "tool device access from compatibility mode",
                 "guest test-cpl3: hypercall from user mode (CPL > 0) refused (#GP)",
                 "[guest test-cpuid] probevisor",
+                "[guest test-tf-step] Y",
                 "PROBEVISOR-DONE status=ok",
             ]),
         },
@@ -113,7 +116,7 @@ pub fn boot_tests() -> Vec<BootTest> {
         // base, a guest that turns AVX off after using it; each stops alone, the run ends ok.
         BootTest {
             name: "bochs-guests-builtin",
-            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,cr8,pkru,mwait,spin,compat,cpl3",
+            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,cr8,pkru,mwait,spin,compat,cpl3,tf-step",
             emulator: Emulator::bochs(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -138,6 +141,7 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "probevisor: guest test-spin stopped: still running after 2000 time slices",
                 "tool device access from compatibility mode",
                 "guest test-cpl3: hypercall from user mode (CPL > 0) refused (#GP)",
+                "[guest test-tf-step] Y",
                 // A stop the guest did not choose is an audit record.
                 r#""agent":"test-msr","tool":"guest_stopped","args":{"detail":"triple fault"}"#,
                 "PROBEVISOR-DONE status=ok",

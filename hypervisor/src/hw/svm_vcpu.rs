@@ -20,6 +20,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use svm::capabilities::SvmFeatures;
+use svm::completed_instruction::GuestEventState;
 use svm::consistency::{check_vmrun_consistency, CpuLimits};
 use svm::exit::{EventInfo, EventType, ExitCode};
 use svm::guest_regs::GuestRegisters;
@@ -60,6 +61,9 @@ pub struct SvmVcpu {
     gprs: GuestRegisters,
     exit_len: u64,
     pending_gp: bool,
+    /// A handler completed the exiting instruction for the guest (moved RIP past it): the next entry
+    /// ends its interrupt shadow and delivers its single-step trap (svm::completed_instruction).
+    instruction_completed: bool,
     /// EXITINTINFO of the last exit: an event whose delivery the exit interrupted, delivered again.
     reinject: Option<u64>,
     nrip_save: bool,
@@ -190,6 +194,7 @@ impl SvmVcpu {
             gprs: GuestRegisters::default(),
             exit_len: 0,
             pending_gp: false,
+            instruction_completed: false,
             reinject: None,
             nrip_save: platform.features.nrip_save(),
             slice: platform.slice,
@@ -226,8 +231,11 @@ impl SvmVcpu {
         &*self.vmcb as *const Vmcb as u64
     }
 
-    /// The event to inject on the next VMRUN: a #GP the handlers asked for, else an interrupted event.
+    /// The event to inject on the next VMRUN: a #GP the handlers asked for, else an interrupted event,
+    /// else the single-step trap of an instruction a handler completed (whose interrupt shadow and
+    /// RFLAGS.RF end with it; registers already in the VMCB).
     fn next_event(&mut self) -> u64 {
+        let completed = core::mem::take(&mut self.instruction_completed);
         if core::mem::take(&mut self.pending_gp) {
             self.reinject = None;
             return EventInfo {
@@ -237,7 +245,24 @@ impl SvmVcpu {
             }
             .encode();
         }
-        self.reinject.take().unwrap_or(0)
+        if let Some(event) = self.reinject.take() {
+            return event;
+        }
+        if !completed {
+            return 0;
+        }
+        let (after, trap) = GuestEventState {
+            rflags: self.vmcb.get64(save::RFLAGS),
+            interrupt_shadow: self.vmcb.get64(control::INTERRUPT_SHADOW),
+            dr6: self.vmcb.get64(save::DR6),
+        }
+        .after_completed_instruction();
+        self.regs.rflags = after.rflags;
+        self.vmcb.set64(save::RFLAGS, after.rflags);
+        self.vmcb
+            .set64(control::INTERRUPT_SHADOW, after.interrupt_shadow);
+        self.vmcb.set64(save::DR6, after.dr6);
+        trap.map_or(0, EventInfo::encode)
     }
 
     /// One VMRUN with the registers and pending event loaded; afterwards the registers are stored and
@@ -335,6 +360,7 @@ impl Vcpu for SvmVcpu {
     }
     fn advance_rip(&mut self, len: u64) {
         self.regs.rip = self.regs.rip.wrapping_add(len);
+        self.instruction_completed = true;
     }
     fn exit_instruction_len(&self) -> u64 {
         self.exit_len

@@ -14,6 +14,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use vmx::bitmaps::{IoBitmaps, MsrAccess, MsrBitmap};
+use vmx::completed_instruction::GuestEventState;
 use vmx::controls::{exit as exit_ctl, pin, secondary};
 use vmx::entry_checks::{check_current_vmcs, FixedCrs};
 use vmx::ept::{Ept, EptMemoryType, EptPerms};
@@ -61,6 +62,9 @@ pub struct VmxVcpu {
     launched: bool,
     exit_len: u64,
     pending_gp: bool,
+    /// A handler completed the exiting instruction for the guest (moved RIP past it): the next entry
+    /// ends its interrupt shadow and delivers its single-step trap (vmx::completed_instruction).
+    instruction_completed: bool,
     new_slice: bool,
     slice: Option<u32>,
     save_timer: bool,
@@ -195,6 +199,7 @@ impl VmxVcpu {
             launched: false,
             exit_len: 0,
             pending_gp: false,
+            instruction_completed: false,
             new_slice: true,
             slice: platform
                 .slice
@@ -224,12 +229,24 @@ impl VmxVcpu {
         hw.vmptrld(self.vmcs)?;
         f::GUEST_RIP.write(hw, self.regs.rip)?;
         f::GUEST_RSP.write(hw, self.regs.gpr[RSP])?;
-        f::GUEST_RFLAGS.write(hw, self.regs.rflags)?;
         self.gprs.gpr = self.regs.gpr;
+        let completed = core::mem::take(&mut self.instruction_completed);
         if core::mem::take(&mut self.pending_gp) {
+            // The instruction faulted instead of completing: no trap of its own, RIP unmoved.
             f::VM_ENTRY_INTERRUPTION_INFO.write(hw, INJECT_GP)?;
             f::VM_ENTRY_EXCEPTION_ERROR_CODE.write(hw, 0)?;
+        } else if completed {
+            let after = GuestEventState {
+                rflags: self.regs.rflags,
+                interruptibility: f::GUEST_INTERRUPTIBILITY_STATE.read(hw)?,
+                pending_debug: f::GUEST_PENDING_DEBUG_EXCEPTIONS.read(hw)?,
+            }
+            .after_completed_instruction();
+            self.regs.rflags = after.rflags;
+            f::GUEST_INTERRUPTIBILITY_STATE.write(hw, after.interruptibility)?;
+            f::GUEST_PENDING_DEBUG_EXCEPTIONS.write(hw, after.pending_debug)?;
         }
+        f::GUEST_RFLAGS.write(hw, self.regs.rflags)?;
         if let Some(ticks) = self.slice {
             if !self.save_timer || core::mem::take(&mut self.new_slice) {
                 f::VMX_PREEMPTION_TIMER_VALUE.write(hw, ticks)?;
@@ -375,6 +392,7 @@ impl Vcpu for VmxVcpu {
     }
     fn advance_rip(&mut self, len: u64) {
         self.regs.rip = self.regs.rip.wrapping_add(len);
+        self.instruction_completed = true;
     }
     fn exit_instruction_len(&self) -> u64 {
         self.exit_len
