@@ -14,10 +14,22 @@ pub const EXPECTED_LINES: &[(&str, &str)] = &[
         "probevisor: summary guest mmio: stopped: bad tool device access: write to read-only register Status",
     ),
     ("test-misbehave", "probevisor: summary guest test-misbehave: stopped"),
+    // Booted by `bochs-gate` only: the read succeeds (status digit 0) although the guest unmasked
+    // every SSE exception before the gated call.
+    ("test-mxcsr-unmask", "[guest test-mxcsr-unmask] 0"),
 ];
 
 /// Audit records expected with the default policy: (guest, what, needles all in one record).
 pub const EXPECTED_RECORDS: &[(&str, &str, &[&str])] = &[
+    (
+        "test-mxcsr-unmask",
+        "the read of the guest with every SSE exception unmasked, judged by the model",
+        &[
+            r#""agent":"test-mxcsr-unmask""#,
+            r#""tool":"read_file""#,
+            r#""layer":"probe","status":"pass""#,
+        ],
+    ),
     (
         "benign",
         "benign allowed with the gate's probability",
@@ -121,4 +133,5 @@ pub const EXPECTED_CALLS: &[(&str, u64, u64)] = &[
     ("destructive", 4, 0),
     ("mmio", 1, 0),
     ("test-misbehave", 1, 1),
+    ("test-mxcsr-unmask", 1, 0),
 ];

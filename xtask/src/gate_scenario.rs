@@ -1,5 +1,6 @@
 //! The gated scenario of `cargo xtask test bochs-gate` and `cargo xtask run`: a model, a policy and
-//! an fs tar as boot modules, agents from agents/ plus the built-in `misbehave` guest. [`prepare`]
+//! an fs tar as boot modules, agents from agents/ plus built-in test guests (`misbehave` by default).
+//! [`prepare`]
 //! builds the image; [`judge`] reads the serial log: expected verdicts (with the default policy),
 //! complete mediation (every tool call a guest made has its audit record), the audit chain verified
 //! by the host CLI against AUDIT-FINAL, and the logits digest against the host CLI's.
@@ -15,8 +16,8 @@ use expected::{EXPECTED_CALLS, EXPECTED_LINES, EXPECTED_RECORDS};
 
 /// Agents booted when none are named (`--agents`).
 pub const DEFAULT_AGENTS: &[&str] = &["benign", "destructive", "mmio"];
-/// The built-in test guest that always runs beside the agents (hypervisor/src/test_guests.rs).
-pub const BUILTIN_GUEST: &str = "test-misbehave";
+/// The built-in test guests that run beside the agents by default (hypervisor/src/test_guests.rs).
+pub const DEFAULT_BUILTIN: &[&str] = &["misbehave"];
 /// The policy the expected verdicts are written for.
 pub const DEFAULT_POLICY: &str = "policies/tiny-model.toml";
 /// The prompt the hypervisor digests the logits of (hypervisor/src/gate_setup.rs DIGEST_PROMPT).
@@ -38,6 +39,8 @@ pub struct Scenario {
     pub agents: Vec<String>,
     pub model: ModelChoice,
     pub policy: PathBuf,
+    /// Built-in test guests (names for `testguests=`), booted after the agents as `test-NAME`.
+    pub builtin: Vec<String>,
 }
 
 impl Default for Scenario {
@@ -47,15 +50,21 @@ impl Default for Scenario {
             agents: DEFAULT_AGENTS.iter().map(|a| a.to_string()).collect(),
             model: ModelChoice::Tiny,
             policy: crate::workspace_root().join(DEFAULT_POLICY),
+            builtin: default_builtin(),
         }
     }
+}
+
+/// [`DEFAULT_BUILTIN`] as owned names.
+pub fn default_builtin() -> Vec<String> {
+    DEFAULT_BUILTIN.iter().map(|g| g.to_string()).collect()
 }
 
 impl Scenario {
     /// The guests the hypervisor will run, in load order.
     pub fn guests(&self) -> Vec<String> {
         let mut guests = self.agents.clone();
-        guests.push(BUILTIN_GUEST.to_string());
+        guests.extend(self.builtin.iter().map(|g| format!("test-{g}")));
         guests
     }
 
@@ -93,7 +102,7 @@ impl Scenario {
     }
 
     fn has(&self, guest: &str) -> bool {
-        guest == BUILTIN_GUEST || self.agents.iter().any(|a| a == guest)
+        self.guests().iter().any(|g| g == guest)
     }
 }
 
@@ -195,7 +204,8 @@ pub fn prepare(scenario: &Scenario, elf: &Path, name: &str) -> Result<Prepared, 
             s(&path)
         ))?);
     }
-    let iso = image::make_iso(elf, "testguests=misbehave", &modules, name)?;
+    let cmdline = format!("testguests={}", scenario.builtin.join(","));
+    let iso = image::make_iso(elf, &cmdline, &modules, name)?;
     Ok(Prepared {
         iso,
         cli,

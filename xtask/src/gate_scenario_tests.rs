@@ -19,6 +19,7 @@ fn scenario() -> Scenario {
         agents: vec!["a".into(), "b".into()],
         model: ModelChoice::Tiny,
         policy: PathBuf::from("/no/such/policy.toml"),
+        builtin: crate::gate_scenario::default_builtin(),
     }
 }
 

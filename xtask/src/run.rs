@@ -246,10 +246,10 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
         (ModelChoice::File(path), _) => println!("xtask: model: {}", path.display()),
     }
     println!(
-        "xtask: policy: {}; agents: {} (+ built-in guest {})",
+        "xtask: policy: {}; agents: {} (+ built-in guest test-{})",
         policy.display(),
         options.agents.join(", "),
-        crate::gate_scenario::BUILTIN_GUEST
+        crate::gate_scenario::DEFAULT_BUILTIN.join(", test-")
     );
     if let ModelChoice::File(path) = &model {
         if !path.is_file() {
@@ -263,6 +263,7 @@ pub fn run_command(args: &[String]) -> Result<(), String> {
         agents: options.agents.clone(),
         model,
         policy,
+        builtin: crate::gate_scenario::default_builtin(),
     };
     let default_tcg_policy = svm::is_tcg_policy(&scenario.policy);
     if engine == Engine::Tcg && default_tcg_policy {

@@ -350,12 +350,18 @@ fn run_boot_test(test: &BootTest, elf: &std::path::Path) -> Result<(), String> {
 
 /// `bochs-gate`: the default gated scenario (crate::gate_scenario: the tiny model,
 /// policies/tiny-model.toml and an fs tar as boot modules, agents benign, destructive and mmio plus
-/// the built-in `misbehave` guest) under Bochs. Checks the verdicts' layers and reasons in the AUDIT
+/// the built-in `misbehave` guest, and `mxcsr-unmask`) under Bochs. Checks the verdicts' layers and reasons in the AUDIT
 /// records, complete mediation (every tool call a guest made has its record), verifies the chain
 /// with the host CLI against AUDIT-FINAL, and compares the hypervisor's logits digest with the host
 /// CLI's scalar path. `cargo xtask run` runs the same scenario streamed (crate::run).
 pub fn gate_boot_test(elf: &std::path::Path) -> Result<(), String> {
-    let scenario = gate_scenario::Scenario::default();
+    // `mxcsr-unmask` makes its gated tool call with every SSE exception unmasked: the inference must
+    // not run under the guest's MXCSR. Bochs raises SIMD exceptions (#XM in the host, printed
+    // `EXCEPTION vector=19` before session 12's fix); QEMU TCG does not, so only this test sees it.
+    let scenario = gate_scenario::Scenario {
+        builtin: vec!["misbehave".into(), "mxcsr-unmask".into()],
+        ..gate_scenario::Scenario::default()
+    };
     let timeout = Duration::from_secs(scenario.timeout_s());
     run_gate_scenario(
         &scenario,

@@ -91,6 +91,7 @@ pub fn bridge_boot_test(elf: &Path) -> Result<(), String> {
         agents: vec!["benign".into(), "exfiltrating".into()],
         model: ModelChoice::File(model.clone()),
         policy: crate::workspace_root().join(POLICY),
+        builtin: crate::gate_scenario::default_builtin(),
     };
     let mut modules = vec![
         image::Module::parse(&format!("{}:model", model.display()))?,

@@ -63,6 +63,7 @@ pub fn smollm2_scenario(agents: Vec<String>, model: std::path::PathBuf) -> Scena
         agents,
         model: ModelChoice::File(model),
         policy: crate::workspace_root().join(TCG_POLICY),
+        builtin: crate::gate_scenario::default_builtin(),
     }
 }
 
