@@ -93,5 +93,11 @@ mod tests {
         assert!(Action::from_json(r#"{"tool":"x","args":[1]}"#).is_err());
         assert!(Action::from_json(r#"{"tool":"x","extra":1}"#).is_err());
         assert!(Action::from_json("[1]").is_err());
+        // The hypervisor splices the guest's argument text in after `"args":`; a second "tool" or
+        // "args" smuggled that way is a duplicate key, refused.
+        let smuggled = r#"{"tool":"list_dir","args":{"path":"/"},"tool":"delete_file"}"#;
+        assert!(Action::from_json(smuggled)
+            .unwrap_err()
+            .contains("duplicate key"));
     }
 }

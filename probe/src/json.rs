@@ -1,5 +1,6 @@
 //! A small JSON parser and canonical writer (objects keep sorted keys), no_std + alloc.
 
+use alloc::collections::btree_map::Entry;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -212,8 +213,15 @@ impl Parser<'_> {
                     self.i += 1;
                     self.ws();
                     let v = self.value(depth + 1)?;
-                    if map.insert(key, v).is_some() {
-                        return Err(self.err("duplicate key"));
+                    match map.entry(key) {
+                        Entry::Vacant(slot) => {
+                            slot.insert(v);
+                        }
+                        // Refused, not resolved: a consumer that kept the other value would see
+                        // a different call than the one judged.
+                        Entry::Occupied(slot) => {
+                            return Err(self.err(&format!("duplicate key {:?}", slot.key())))
+                        }
                     }
                     self.ws();
                     match self.peek() {
@@ -230,15 +238,40 @@ impl Parser<'_> {
             Some(_) => Err(self.err("unexpected character")),
         }
     }
+    /// Skip a run of ASCII digits; how many there were.
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        self.i - start
+    }
+    /// RFC 8259's number grammar exactly: `-? (0 | [1-9][0-9]*) (.[0-9]+)? ([eE][+-]?[0-9]+)?`
+    /// (no leading zeros, no `1.` or `.5`, no `+1`); a value that is not a finite f64 is refused.
     fn number(&mut self) -> Result<Value, String> {
         let start = self.i;
-        while self.i < self.s.len()
-            && matches!(
-                self.s[self.i],
-                b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
-            )
-        {
+        if self.peek() == Some(b'-') {
             self.i += 1;
+        }
+        let int_start = self.i;
+        let int_digits = self.digits();
+        if int_digits == 0 || (int_digits > 1 && self.s[int_start] == b'0') {
+            return Err(self.err("bad number"));
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return Err(self.err("bad number"));
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return Err(self.err("bad number"));
+            }
         }
         let text =
             core::str::from_utf8(&self.s[start..self.i]).map_err(|_| self.err("bad number"))?;
@@ -253,8 +286,14 @@ impl Parser<'_> {
             .s
             .get(self.i..self.i + 4)
             .ok_or_else(|| self.err("short \\u escape"))?;
-        let text = core::str::from_utf8(h).map_err(|_| self.err("bad \\u escape"))?;
-        let v = u32::from_str_radix(text, 16).map_err(|_| self.err("bad \\u escape"))?;
+        // Four hex digits exactly (`from_str_radix` alone would take a sign: `\u+041`).
+        let mut v = 0;
+        for &c in h {
+            let digit = (c as char)
+                .to_digit(16)
+                .ok_or_else(|| self.err("bad \\u escape"))?;
+            v = v * 16 + digit;
+        }
         self.i += 4;
         Ok(v)
     }
@@ -355,6 +394,63 @@ mod tests {
         }
         let deep = "[".repeat(100) + &"]".repeat(100);
         assert!(parse(&deep).unwrap_err().contains("too deep"));
+    }
+
+    #[test]
+    fn numbers_follow_the_json_grammar() {
+        for bad in [
+            "01",
+            "-01",
+            "00",
+            "1.",
+            "1.e5",
+            "-",
+            "1e",
+            "1e+",
+            "-.5",
+            "1.5e",
+            "1e999",
+            "-1e999",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "[1-2]",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        for (good, n) in [
+            ("0", 0.0),
+            ("-0", 0.0),
+            ("0.5", 0.5),
+            ("1E+2", 100.0),
+            ("-15e-1", -1.5),
+        ] {
+            assert_eq!(parse(good).unwrap(), Value::Number(n), "{good:?}");
+        }
+        assert_eq!(parse("-0").unwrap().to_json(), "0");
+    }
+
+    #[test]
+    fn unicode_escapes_need_four_hex_digits_and_whole_pairs() {
+        for bad in [
+            r#""\u+041""#,
+            r#""\u00zz""#,
+            r#""\udc00""#,
+            r#""\ud800\u0041""#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            parse(r#""a\u0000b""#).unwrap(),
+            Value::String("a\0b".into())
+        );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_even_when_spelled_differently() {
+        let err = parse(r#"{"path":"/tmp/x","pa\u0074h":"/etc/shadow"}"#).unwrap_err();
+        assert!(err.contains("duplicate key \"path\""), "{err}");
+        assert!(parse(r#"{"a":{"k":1},"b":{"k":2}}"#).is_ok());
     }
 
     #[test]

@@ -56,7 +56,7 @@ impl RateLimiter {
             bucket.tokens -= 1.0;
             Ok(())
         } else if spec.per_minute > 0.0 {
-            Err(((1.0 - bucket.tokens) * 60_000.0 / spec.per_minute) as u64 + 1)
+            Err((((1.0 - bucket.tokens) * 60_000.0 / spec.per_minute) as u64).saturating_add(1))
         } else {
             Err(u64::MAX)
         }
@@ -110,6 +110,17 @@ mod tests {
         assert!(r.try_take("a", "t", one, 0).is_err());
         assert!(r.try_take("a", "t", one, 10_500).is_err());
         assert!(r.try_take("a", "t", one, 11_000).is_ok());
+    }
+
+    #[test]
+    fn a_wait_too_long_for_u64_saturates() {
+        let mut r = RateLimiter::new();
+        let tiny = RateSpec {
+            per_minute: 1e-300,
+            burst: 1.0,
+        };
+        assert!(r.try_take("a", "t", tiny, 0).is_ok());
+        assert_eq!(r.try_take("a", "t", tiny, 0), Err(u64::MAX));
     }
 
     #[test]

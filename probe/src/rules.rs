@@ -162,21 +162,60 @@ pub fn host_of(url: &str) -> String {
 }
 
 /// Program and argument words of a shell command, split on whitespace and shell punctuation;
-/// words with a `/` also give their basename (`/bin/rm` gives `rm`).
+/// words with a `/` also give their basename (`/bin/rm` gives `rm`). When the command quotes or
+/// escapes anything, the words after the shell's quote removal are added too (`r"m"`, `'rm'` and
+/// `r\m` all run `rm`, and give `rm`).
 pub fn command_words(cmd: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for w in cmd.split(|c: char| c.is_whitespace() || ";|&()`$<>'\"\\{}".contains(c)) {
-        if w.is_empty() {
-            continue;
-        }
+    let mut add = |w: &str| {
         if let Some((_, base)) = w.rsplit_once('/') {
             if !base.is_empty() {
                 out.push(base.to_string());
             }
         }
         out.push(w.to_string());
+    };
+    for w in cmd.split(|c: char| c.is_whitespace() || SHELL_PUNCTUATION.contains(c)) {
+        if !w.is_empty() {
+            add(w);
+        }
+    }
+    if cmd.contains(['\'', '"', '\\']) {
+        unquoted_words(cmd).iter().for_each(|w| add(w));
     }
     out
+}
+
+const SHELL_PUNCTUATION: &str = ";|&()`$<>'\"\\{}";
+
+/// The words of `cmd` after quote removal: quotes join what they hold to the word around it, a
+/// backslash makes the next character part of the word; `$` and a backquote end a word (what
+/// follows may be a command of its own). A superset of what the shell would run is fine here:
+/// the words only feed rule matching.
+fn unquoted_words(cmd: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    let mut chars = cmd.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some('\''), '\'') | (Some('"'), '"') => quote = None,
+            (Some('\''), c) => word.push(c),
+            (_, '\\') => word.extend(chars.next()),
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(_), c) if c != '$' && c != '`' => word.push(c),
+            (_, c) if c.is_whitespace() || SHELL_PUNCTUATION.contains(c) => {
+                if !word.is_empty() {
+                    words.push(core::mem::take(&mut word));
+                }
+            }
+            (_, c) => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
 }
 
 #[cfg(test)]
@@ -228,6 +267,26 @@ mod tests {
         for word in ["cd", "rm", "-rf", "curl", "whoami"] {
             assert!(w.iter().any(|x| x == word), "{word} in {w:?}");
         }
+    }
+
+    #[test]
+    fn quoted_or_escaped_program_names_are_words() {
+        for cmd in [
+            r#"r"m" -rf /"#,
+            "'rm' -rf /",
+            r"r\m -rf /",
+            r#"/usr/bin/"r"'m' -rf /"#,
+            r#"echo hi; s''u''do r""m x"#,
+        ] {
+            let w = command_words(cmd);
+            assert!(w.iter().any(|x| x == "rm"), "rm in {w:?} of {cmd}");
+        }
+        let w = command_words(r#"echo "a b" 'c;d'"#);
+        assert!(
+            w.iter().any(|x| x == "a b") && w.iter().any(|x| x == "c;d"),
+            "{w:?}"
+        );
+        assert_eq!(command_words("ls -la"), vec!["ls", "-la"]);
     }
 
     #[test]
