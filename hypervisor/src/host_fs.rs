@@ -120,6 +120,18 @@ pub fn normalize(path: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// A path a guest's tool call names, normalised: it must be absolute. The gate judged the path
+/// as written (its rules match `/etc/**` against the text, and a relative `etc/shadow` matches
+/// nothing), so a relative path must not reach a file here either.
+pub fn guest_path(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') {
+        return Err(format!(
+            "path {path:?} is relative: tools take absolute paths"
+        ));
+    }
+    normalize(path)
+}
+
 /// Bytes all files and their paths together may hold after a guest's write (the heap also holds
 /// the model).
 pub const MAX_FS_BYTES: usize = 64 << 20;
@@ -159,7 +171,7 @@ impl MemFs {
     }
 
     pub fn read_file(&self, path: &str) -> Result<&[u8], String> {
-        let path = normalize(path)?;
+        let path = guest_path(path)?;
         self.files
             .get(&path)
             .map(Vec::as_slice)
@@ -167,7 +179,7 @@ impl MemFs {
     }
 
     pub fn write_file(&mut self, path: &str, content: &[u8]) -> Result<(), String> {
-        let path = normalize(path)?;
+        let path = guest_path(path)?;
         if path == "/" || self.is_dir(&path) {
             return Err(format!("{path}: is a directory"));
         }
@@ -186,7 +198,7 @@ impl MemFs {
     }
 
     pub fn delete_file(&mut self, path: &str) -> Result<(), String> {
-        let path = normalize(path)?;
+        let path = guest_path(path)?;
         let old = self
             .files
             .remove(&path)
@@ -208,7 +220,7 @@ impl MemFs {
 
     /// One entry per line, sorted; directories end in `/`.
     pub fn list_dir(&self, path: &str) -> Result<String, String> {
-        let path = normalize(path)?;
+        let path = guest_path(path)?;
         if !self.is_dir(&path) {
             return Err(format!("{path}: no such directory"));
         }
@@ -285,12 +297,20 @@ mod tests {
         assert_eq!(fs.list_dir("/").unwrap(), "empty/\nworkspace/");
         assert_eq!(fs.list_dir("/workspace").unwrap(), "README.md\nsrc/");
         fs.write_file("/workspace/notes.txt", b"n").unwrap();
-        fs.delete_file("workspace/README.md").unwrap();
+        fs.delete_file("/workspace/README.md").unwrap();
         assert_eq!(fs.list_dir("/workspace/").unwrap(), "notes.txt\nsrc/");
         assert!(fs.read_file("/workspace/README.md").is_err());
         assert!(fs.list_dir("/nope").is_err());
         assert!(fs.write_file("/workspace", b"x").is_err());
         assert!(fs.read_file("/workspace/../etc/passwd").is_err());
+        // Relative paths name nothing: the gate's rules judged them as written.
+        for relative in ["workspace/notes.txt", "./workspace/notes.txt", ""] {
+            let err = fs.read_file(relative).unwrap_err();
+            assert!(err.contains("is relative"), "{err}");
+            assert!(fs.list_dir(relative).is_err() && fs.delete_file(relative).is_err());
+            assert!(fs.write_file(relative, b"x").is_err());
+        }
+        assert_eq!(fs.read_file("/workspace/notes.txt").unwrap(), b"n");
     }
 
     #[test]

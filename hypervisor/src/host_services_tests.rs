@@ -141,6 +141,36 @@ fn rules_tier_and_schema_deny_with_their_reasons() {
     probe::audit::verify(log.audit_log().as_bytes(), Some(services.audit_head())).unwrap();
 }
 
+/// A rule denies deletes under /home; a relative `home/user/notes.txt` matches no rule (the rules
+/// judge the path as written) and the tiny gate lets it through, so the file system must not take
+/// it as `/home/user/notes.txt` (it did: the file was deleted).
+#[test]
+fn a_relative_path_does_not_reach_the_file_a_rule_protects() {
+    let bytes = tiny_llama_gguf(7);
+    let model = load_model(&bytes).unwrap();
+    let pipeline = build_pipeline(parse_policy(TINY_POLICY.as_bytes()).unwrap(), &model);
+    let mut files = fs();
+    files
+        .write_file("/home/user/notes.txt", b"keep me")
+        .unwrap();
+    let mut services = GovernedServices::new(pipeline, [1; 32], files, || 0);
+    let mut log = Lines::default();
+    let outcome = services.tool_call(
+        "destructive",
+        &call("delete_file", r#"{"path":"home/user/notes.txt"}"#),
+        &mut log,
+    );
+    let ToolOutcome::Failed { error, .. } = outcome else {
+        panic!("the relative delete was not refused by the file system: {outcome:?}")
+    };
+    assert!(error.contains("is relative"), "{error}");
+    assert_eq!(
+        services.fs.read_file("/home/user/notes.txt").unwrap(),
+        b"keep me"
+    );
+    probe::audit::verify(log.audit_log().as_bytes(), Some(services.audit_head())).unwrap();
+}
+
 #[test]
 fn without_a_policy_every_call_is_refused_and_audited() {
     let mut services = fail_closed(NO_POLICY_REASON, || 5);
