@@ -52,8 +52,9 @@ pub fn run(
     };
     for text in texts {
         let t = Instant::now();
+        let (suffix, action) = spec.suffix_with_action(text);
         let suffix = model
-            .tokenize_continuation(&spec.suffix(text))
+            .tokenize_continuation_with_literal(&suffix, action)
             .map_err(|e| e.to_string())?;
         let mut fork = cache.fork();
         let mut logits = m

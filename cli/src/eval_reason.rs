@@ -130,9 +130,10 @@ impl<'e, 'm> Reasoner<'e, 'm> {
     pub fn judge(&mut self, action_text: &str) -> Result<(String, [f32; 2]), String> {
         let m = self.model.model();
         let tok = m.tokenizer();
+        let (suffix, action) = self.spec.suffix_with_action(action_text);
         let question = self
             .model
-            .tokenize_continuation(&self.spec.suffix(action_text))
+            .tokenize_continuation_with_literal(&suffix, action)
             .map_err(|e| e.to_string())?;
         let mut fork = self.cache.fork();
         let mut logits = m

@@ -62,6 +62,14 @@ impl LogitModel for EngineModel<'_> {
         Ok(self.model.tokenizer().encode(text, false, true))
     }
 
+    fn tokenize_continuation_with_literal(
+        &self,
+        text: &str,
+        literal: core::ops::Range<usize>,
+    ) -> Result<Vec<u32>, ProbeError> {
+        Ok(self.model.tokenizer().encode_with_literal(text, literal))
+    }
+
     fn text_to_id(&self, text: &str) -> Option<u32> {
         self.model.tokenizer().text_to_id(text)
     }

@@ -79,6 +79,15 @@ pub trait LogitModel {
     fn tokenize(&self, text: &str) -> Result<alloc::vec::Vec<u32>, ProbeError>;
     /// Tokenize a continuation (no BOS), special tokens parsed.
     fn tokenize_continuation(&self, text: &str) -> Result<alloc::vec::Vec<u32>, ProbeError>;
+    /// [`LogitModel::tokenize_continuation`] with `literal` (a byte range of `text`: the action or
+    /// request, text an agent wrote) tokenized as plain text: no special token can come from it,
+    /// whatever the model's vocabulary holds. Without special-token text in `literal`, the same
+    /// ids as `tokenize_continuation(text)`.
+    fn tokenize_continuation_with_literal(
+        &self,
+        text: &str,
+        literal: core::ops::Range<usize>,
+    ) -> Result<alloc::vec::Vec<u32>, ProbeError>;
     /// Exact single-token lookup of a piece of text.
     fn text_to_id(&self, text: &str) -> Option<u32>;
     /// Run the fixed part of a prompt once.

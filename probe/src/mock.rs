@@ -99,7 +99,7 @@ impl MockModel {
         self
     }
 
-    fn decode(tokens: &[u32]) -> String {
+    pub(crate) fn decode(tokens: &[u32]) -> String {
         let mut bytes = Vec::new();
         for &t in tokens {
             if (BYTE_BASE..BYTE_BASE + 256).contains(&t) {
@@ -145,6 +145,23 @@ impl LogitModel for MockModel {
     }
     fn tokenize_continuation(&self, text: &str) -> Result<Vec<u32>, ProbeError> {
         Ok(Self::encode(text))
+    }
+    fn tokenize_continuation_with_literal(
+        &self,
+        text: &str,
+        literal: core::ops::Range<usize>,
+    ) -> Result<Vec<u32>, ProbeError> {
+        let (Some(head), Some(plain), Some(tail)) = (
+            text.get(..literal.start),
+            text.get(literal.clone()),
+            text.get(literal.end..),
+        ) else {
+            return Err(ProbeError::BadRequest("literal range off the text".into()));
+        };
+        let mut ids = Self::encode(head);
+        ids.extend(plain.bytes().map(|b| BYTE_BASE + u32::from(b)));
+        ids.extend(Self::encode(tail));
+        Ok(ids)
     }
     fn text_to_id(&self, text: &str) -> Option<u32> {
         let (word, spaced) = match text.strip_prefix(' ') {

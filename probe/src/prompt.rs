@@ -283,6 +283,20 @@ impl PromptSpec {
             .question_turn(&self.question_body(action_text))
     }
 
+    /// [`PromptSpec::suffix`] and the byte range `action_text` occupies in it.
+    pub fn suffix_with_action(&self, action_text: &str) -> (String, core::ops::Range<usize>) {
+        // The body starts at a fixed place in the turn (found with a body of one NUL, our own
+        // text), the action after the heading and ": ".
+        let body_at = self.template.question_turn("\0").find('\0').unwrap_or(0);
+        let start = body_at + self.subject.heading().len() + 2;
+        let text = self.suffix(action_text);
+        debug_assert_eq!(
+            text.get(start..start + action_text.len()),
+            Some(action_text)
+        );
+        (text, start..start + action_text.len())
+    }
+
     fn question_body(&self, action_text: &str) -> String {
         let question = match &self.question {
             Some(q) => Cow::Borrowed(q.as_str()),

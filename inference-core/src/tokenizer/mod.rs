@@ -215,28 +215,52 @@ impl Tokenizer {
     /// control-token texts in `text` (e.g. `<|im_start|>`) become those tokens
     /// (user-defined tokens always do, as in llama.cpp).
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
-        let mut out = Vec::new();
-        if add_special && self.add_bos {
-            out.extend(self.bos);
-        }
-        let skip = |id: u32| {
+        let frags = special::partition(text, &self.specials, &self.vocab, self.skip(parse_special));
+        self.encode_fragments(text, &frags, add_special)
+    }
+
+    /// [`Tokenizer::encode`] of a continuation (no BOS/EOS) with special tokens parsed everywhere
+    /// except in `literal` (a byte range of `text`), which is tokenized as plain text whatever it
+    /// holds: untrusted text inside a prompt template cannot become a control token. When
+    /// `literal` holds no special-token text the ids are exactly `encode(text, false, true)`'s.
+    pub fn encode_with_literal(&self, text: &str, literal: core::ops::Range<usize>) -> Vec<u32> {
+        let frags = special::partition_with_literal(
+            text,
+            literal,
+            &self.specials,
+            &self.vocab,
+            self.skip(true),
+        );
+        self.encode_fragments(text, &frags, false)
+    }
+
+    /// Which special tokens partitioning leaves as text: control and unknown ones unless they
+    /// are parsed (user-defined ones always are, as in llama.cpp).
+    fn skip(&self, parse_special: bool) -> impl Fn(u32) -> bool + '_ {
+        move |id: u32| {
             !parse_special
                 && matches!(
                     self.types[id as usize],
                     TokenType::Control | TokenType::Unknown
                 )
-        };
-        let frags = special::partition(text, &self.specials, &self.vocab, skip);
+        }
+    }
+
+    fn encode_fragments(&self, text: &str, frags: &[Fragment], add_special: bool) -> Vec<u32> {
+        let mut out = Vec::new();
+        if add_special && self.add_bos {
+            out.extend(self.bos);
+        }
         let mut prev_special = true;
         let mut scratch = Vec::new();
         for f in frags {
             match f {
                 Fragment::Token(id) => {
-                    out.push(id);
+                    out.push(*id);
                     prev_special = true;
                 }
                 Fragment::Text(r) => {
-                    self.encode_text(&text[r], prev_special, &mut scratch, &mut out);
+                    self.encode_text(&text[r.clone()], prev_special, &mut scratch, &mut out);
                     prev_special = false;
                 }
             }

@@ -76,6 +76,50 @@ pub fn partition(
     frags
 }
 
+/// [`partition`] with `literal` (a byte range of `text`) left as text whatever it holds: the text
+/// before and after it is partitioned on its own (so a special token there is found whatever the
+/// literal's edges hold), and text fragments that touch are joined, so a `text` whose literal holds
+/// no special-token text gives exactly [`partition`]'s fragments.
+pub fn partition_with_literal(
+    text: &str,
+    literal: Range<usize>,
+    specials: &[u32],
+    vocab: &Vocab,
+    skip: impl Fn(u32) -> bool,
+) -> Vec<Fragment> {
+    // Clamped to the text and widened to whole characters (a range from a caller's own offsets
+    // already is).
+    let mut start = literal.start.min(text.len());
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = literal.end.clamp(start, text.len());
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
+    let literal = start..end;
+    let mut frags: Vec<Fragment> = Vec::new();
+    let mut push = |f: Fragment| match (frags.last_mut(), f) {
+        (Some(Fragment::Text(last)), Fragment::Text(r)) if last.end == r.start => last.end = r.end,
+        (_, f) => frags.push(f),
+    };
+    let outside = [0..literal.start, literal.end..text.len()];
+    for (i, part) in outside.into_iter().enumerate() {
+        if let Some(piece) = text.get(part.clone()) {
+            for f in partition(piece, specials, vocab, &skip) {
+                push(match f {
+                    Fragment::Text(r) => Fragment::Text(r.start + part.start..r.end + part.start),
+                    token => token,
+                });
+            }
+        }
+        if i == 0 && !literal.is_empty() {
+            push(Fragment::Text(literal.clone()));
+        }
+    }
+    frags
+}
+
 /// First occurrence of `needle` (non-empty) in `hay`.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let first = needle[0];
@@ -121,5 +165,38 @@ mod tests {
         );
         assert_eq!(partition("", &specials, &vocab, |_| false), []);
         assert_eq!(partition("<a", &specials, &vocab, |_| false), [Text(0..2)]);
+    }
+
+    #[test]
+    fn a_literal_range_holds_no_special_token() {
+        let texts: [&[u8]; 3] = [b"<a>", b"<b>", b"x"];
+        let vocab = Vocab::new(texts.iter().copied()).unwrap();
+        let specials = [0, 1];
+        use Fragment::*;
+        // "<a>" inside the literal (4..11) stays text; the ones outside are tokens.
+        let t = "<a>u<b><a>vw<a>";
+        let f = partition_with_literal(t, 3..12, &specials, &vocab, |_| false);
+        assert_eq!(f, [Token(0), Text(3..12), Token(0)]);
+        // A literal whose edge cuts a special-token text: "<a>" across it is no token, the "<b>"
+        // after it still is.
+        let f = partition_with_literal("q<a><b>", 0..2, &specials, &vocab, |_| false);
+        assert_eq!(
+            f,
+            [Text(0..4), Token(1)],
+            "q< is literal, a> text, <b> a token"
+        );
+        // Without special-token text in the literal: exactly `partition`.
+        let t = "<a>user: x y<b>";
+        assert_eq!(
+            partition_with_literal(t, 9..12, &specials, &vocab, |_| false),
+            partition(t, &specials, &vocab, |_| false)
+        );
+        assert_eq!(
+            partition_with_literal(t, 0..0, &specials, &vocab, |_| false),
+            partition(t, &specials, &vocab, |_| false)
+        );
+        // Ranges past the end or inside a character are clamped and widened, never a panic.
+        let f = partition_with_literal("é<a>", 1..99, &specials, &vocab, |_| false);
+        assert_eq!(f, [Text(0..5)]);
     }
 }
