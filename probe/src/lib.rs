@@ -28,6 +28,7 @@ pub mod ratelimit;
 pub mod rules;
 pub mod schema;
 pub mod toml;
+pub mod url_host;
 
 use alloc::string::String;
 use core::fmt;
