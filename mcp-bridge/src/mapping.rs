@@ -22,9 +22,14 @@ pub struct ServerCall {
 }
 
 /// A guest path made relative to the scratch directory: leading `/` and `.` components dropped, `..` refused.
-/// Returns `""` for the scratch directory itself.
+/// Returns `""` for the scratch directory itself. The guest's path must be absolute: the gate's rules
+/// judged it as written (a relative `home/dev/.ssh/x` matches no `/home/**` rule), so it must not
+/// reach the file the absolute one names.
 pub fn confine_path(guest: &str) -> Result<String, BridgeError> {
     let bad = |why: &str| BridgeError::new(ErrorCode::BadPath, format!("path {guest:?} {why}"));
+    if !guest.starts_with('/') {
+        return Err(bad("is relative: tools take absolute paths"));
+    }
     if guest.contains('\0') {
         return Err(bad("contains a NUL byte"));
     }
@@ -187,9 +192,13 @@ mod tests {
     #[test]
     fn confine_strips_root_and_dots_and_refuses_dotdot() {
         assert_eq!(confine_path("/home/dev/./a.txt").unwrap(), "home/dev/a.txt");
-        assert_eq!(confine_path("a//b/").unwrap(), "a/b");
+        assert_eq!(confine_path("/a//b/").unwrap(), "a/b");
         assert_eq!(confine_path("/").unwrap(), "");
-        for bad in ["../x", "/a/../../etc/passwd", "a/..", "a\\b", "a\0b"] {
+        let relative = ["a//b/", "home/dev/.ssh/id_rsa", "./a", ""];
+        for bad in ["../x", "/a/../../etc/passwd", "/a/..", "/a\\b", "/a\0b"]
+            .iter()
+            .chain(&relative)
+        {
             assert_eq!(
                 confine_path(bad).unwrap_err().code,
                 ErrorCode::BadPath,
@@ -229,7 +238,7 @@ mod tests {
         let t = tools(&["write_file", "list_directory"]);
         let w = map_call(
             "write_file",
-            &args(r#"{"path":"x/y","content":"hi\n"}"#),
+            &args(r#"{"path":"/x/y","content":"hi\n"}"#),
             &t,
             "/s",
         )
@@ -273,7 +282,7 @@ mod tests {
         );
         assert_eq!(code("read_file", r#"{"path":"/"}"#), ErrorCode::BadPath);
         assert_eq!(code("read_file", r#"{"path":3}"#), ErrorCode::BadRequest);
-        assert_eq!(code("write_file", r#"{"path":"a"}"#), ErrorCode::BadRequest);
+        assert_eq!(code("write_file", r#"{"path":"/a"}"#), ErrorCode::BadRequest);
         assert_eq!(code("read_file", "[]"), ErrorCode::BadRequest);
         let msg = map_call("delete_file", &args("{}"), &t, "/s")
             .unwrap_err()

@@ -38,14 +38,14 @@ fn bad_frames_are_refused_and_good_ones_still_served() {
     };
     let scratch = client.scratch().to_string();
     let mut input = b"line noise\r\n".to_vec();
-    let mut corrupt = request(1, "read_file", r#"{"path":"a"}"#);
+    let mut corrupt = request(1, "read_file", r#"{"path":"/a"}"#);
     let n = corrupt.len();
     corrupt[n - 6] ^= 0x20;
     input.extend(corrupt);
     input.extend(encode(FrameKind::Response, 2, b"not a request").unwrap());
     input.extend(encode(FrameKind::Request, 3, b"{not json").unwrap());
     input.extend(request(4, "read_file", r#"{"path":"/docs/a.txt"}"#));
-    input.extend(&request(5, "read_file", r#"{"path":"b"}"#)[..10]); // cut off by end of stream
+    input.extend(&request(5, "read_file", r#"{"path":"/b"}"#)[..10]); // cut off by end of stream
     let (out, log) = bridge(&mut client, input);
     let frames = frames(&out);
 
@@ -140,8 +140,8 @@ fn server_exiting_on_call_is_reported_not_hung() {
     let Some(mut client) = fake("crash", "crash", ClientOptions::default()) else {
         return;
     };
-    let mut input = request(1, "read_file", r#"{"path":"x"}"#);
-    input.extend(request(2, "read_file", r#"{"path":"y"}"#));
+    let mut input = request(1, "read_file", r#"{"path":"/x"}"#);
+    input.extend(request(2, "read_file", r#"{"path":"/y"}"#));
     let start = Instant::now();
     let (out, _) = bridge(&mut client, input);
     let frames = frames(&out);
@@ -170,7 +170,7 @@ fn oversized_server_message_is_refused() {
     let Some(mut client) = fake("huge", "huge", opts) else {
         return;
     };
-    let (out, _) = bridge(&mut client, request(1, "read_file", r#"{"path":"big"}"#));
+    let (out, _) = bridge(&mut client, request(1, "read_file", r#"{"path":"/big"}"#));
     let e = error_of(&frames(&out), 1);
     assert_eq!(e.code, ErrorCode::TooLarge);
     assert!(
@@ -189,7 +189,7 @@ fn oversized_result_is_truncated_with_an_error() {
     let Some(mut client) = fake("huge", "hugeresult", opts) else {
         return;
     };
-    let (out, _) = bridge(&mut client, request(7, "read_file", r#"{"path":"big"}"#));
+    let (out, _) = bridge(&mut client, request(7, "read_file", r#"{"path":"/big"}"#));
     let e = error_of(&frames(&out), 7);
     assert_eq!(e.code, ErrorCode::TooLarge);
     assert_eq!(
@@ -224,7 +224,7 @@ fn frame_left_incomplete_across_a_read_timeout_is_truncated() {
     let chunks = [
         Some(whole[..20].to_vec()),
         None,
-        Some(request(2, "list_dir", r#"{"path":"d"}"#)),
+        Some(request(2, "list_dir", r#"{"path":"/d"}"#)),
     ];
     let mut io = Duplex {
         reader: Scripted(chunks.into_iter().collect()),

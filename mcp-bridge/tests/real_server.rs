@@ -114,7 +114,7 @@ fn oversized_file_is_refused_with_its_start() {
     std::fs::write(dir.join("big.txt"), "0123456789".repeat(1000)).unwrap();
     let (out, _) = bridge(
         &mut client,
-        Cursor::new(request(1, "read_file", r#"{"path":"big.txt"}"#)),
+        Cursor::new(request(1, "read_file", r#"{"path":"/big.txt"}"#)),
     );
     let e = error_of(&frames(&out), 1);
     assert_eq!(e.code, ErrorCode::TooLarge);
@@ -160,8 +160,8 @@ fn server_killed_midway_gives_error_frames() {
     let pid = client.server_pid();
     let chunks = vec![
         request(1, "list_dir", r#"{"path":"/"}"#),
-        request(2, "write_file", r#"{"path":"a.txt","content":"x"}"#),
-        request(3, "read_file", r#"{"path":"a.txt"}"#),
+        request(2, "write_file", r#"{"path":"/a.txt","content":"x"}"#),
+        request(3, "read_file", r#"{"path":"/a.txt"}"#),
     ];
     let (out, log) = bridge(
         &mut client,
