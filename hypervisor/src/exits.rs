@@ -311,9 +311,7 @@ fn tool_device<V: Vcpu + ?Sized>(
         ExitAction::Stop(StopReason::BadDeviceAccess(why))
     };
     let insn = match mmio_decode::decode(&bytes[..fetched]) {
-        Ok(insn) if !insn.rep && (insn.direction == mmio_decode::MmioDirection::Write) == write => {
-            insn
-        }
+        Ok(insn) if (insn.direction == mmio_decode::MmioDirection::Write) == write => insn,
         Ok(insn) => {
             return bad(format!(
                 "{:?} at rip {:#x} is not a single access of the faulting kind",

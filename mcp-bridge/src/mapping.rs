@@ -282,7 +282,10 @@ mod tests {
         );
         assert_eq!(code("read_file", r#"{"path":"/"}"#), ErrorCode::BadPath);
         assert_eq!(code("read_file", r#"{"path":3}"#), ErrorCode::BadRequest);
-        assert_eq!(code("write_file", r#"{"path":"/a"}"#), ErrorCode::BadRequest);
+        assert_eq!(
+            code("write_file", r#"{"path":"/a"}"#),
+            ErrorCode::BadRequest
+        );
         assert_eq!(code("read_file", "[]"), ErrorCode::BadRequest);
         let msg = map_call("delete_file", &args("{}"), &t, "/s")
             .unwrap_err()

@@ -1,7 +1,10 @@
 //! Decoding of the guest instruction that faulted on an MMIO page (EPT violation), with iced-x86.
 //!
-//! Supported: `mov` (r/m <-> reg, imm -> mem), `movzx`, `movsx`/`movsxd`, `stos{b,w,d,q}`
-//! (with or without `rep`). Everything else is reported as unsupported, never guessed.
+//! Supported: `mov` (r/m <-> reg, imm -> mem), `movzx`, `movsx`, and `movsxd` with REX.W.
+//! Everything else is reported as unsupported, never guessed. In particular string instructions
+//! (`stos`, `movs`, ...) are refused: emulating them also means updating RDI/RSI (by DF) and RCX.
+//! MOVSXD without REX.W is refused too: AMD documents only the 64-bit form and decoders disagree
+//! on the memory width of the 16-bit form (iced-x86 reads a word, binutils a doubleword).
 
 use core::fmt;
 use iced_x86::{Decoder, DecoderError, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
@@ -16,10 +19,8 @@ pub enum MmioMnemonic {
     Mov,
     /// MOVZX.
     Movzx,
-    /// MOVSX or MOVSXD.
+    /// MOVSX or MOVSXD (REX.W form only).
     Movsx,
-    /// STOSB/STOSW/STOSD/STOSQ.
-    Stos,
 }
 
 /// Whether the guest reads or writes the MMIO location.
@@ -64,8 +65,6 @@ pub struct MmioInstruction {
     pub operand: MmioOperand,
     /// Instruction length in bytes (to advance RIP).
     pub len: u8,
-    /// A REP prefix on a string instruction (RCX holds the count).
-    pub rep: bool,
 }
 
 /// Why the bytes could not be decoded into a supported MMIO access.
@@ -149,21 +148,6 @@ pub fn decode(bytes: &[u8]) -> Result<MmioInstruction, MmioDecodeError> {
     let size = instr.memory_size().size() as u8;
     let form = MmioDecodeError::UnsupportedForm(mnemonic);
     match mnemonic {
-        Mnemonic::Stosb | Mnemonic::Stosw | Mnemonic::Stosd | Mnemonic::Stosq => {
-            // STOS stores AL/AX/EAX/RAX (register 0) at [RDI].
-            Ok(MmioInstruction {
-                mnemonic: MmioMnemonic::Stos,
-                size,
-                direction: MmioDirection::Write,
-                operand: MmioOperand::Register(GpRegister {
-                    index: 0,
-                    width: size,
-                    high_byte: false,
-                }),
-                len,
-                rep: instr.has_rep_prefix(),
-            })
-        }
         Mnemonic::Mov | Mnemonic::Movzx | Mnemonic::Movsx | Mnemonic::Movsxd => {
             let kind = match mnemonic {
                 Mnemonic::Mov => MmioMnemonic::Mov,
@@ -172,6 +156,7 @@ pub fn decode(bytes: &[u8]) -> Result<MmioInstruction, MmioDecodeError> {
             };
             decode_mov(&instr, kind, size, len).ok_or(form)
         }
+        // String instructions (STOS, MOVS, LODS, ...) land here and are refused.
         other => Err(MmioDecodeError::Unsupported(other)),
     }
 }
@@ -204,10 +189,12 @@ fn decode_mov(
         };
         (MmioDirection::Write, operand)
     } else if is_memory(instr.op1_kind()) && instr.op0_kind() == OpKind::Register {
-        (
-            MmioDirection::Read,
-            MmioOperand::Register(gp_register(instr.op0_register(), m).ok()?),
-        )
+        let destination = gp_register(instr.op0_register(), m).ok()?;
+        // MOVSXD r16/r32 (no REX.W): vendor-dependent, see the module documentation.
+        if m == Mnemonic::Movsxd && destination.width != 8 {
+            return None;
+        }
+        (MmioDirection::Read, MmioOperand::Register(destination))
     } else {
         return None;
     };
@@ -217,7 +204,6 @@ fn decode_mov(
         direction,
         operand,
         len,
-        rep: false,
     })
 }
 
