@@ -8,17 +8,17 @@
 //! On the verdict model (Qwen2.5-Coder-1.5B-Instruct Q4_K_M) from `$PROBEVISOR_MODELS` (default
 //! `~/.cache/probevisor/models`); skipped when missing unless `PROBEVISOR_REQUIRE_MODELS=1`.
 
+mod common;
+
 use probe::engine::EngineModel;
 use probe::json::parse;
 use probe::policy::Policy;
 use probe::prefilter::prefilter;
 use probe::prompt::TemplateKind;
 use probe::{Action, LogitModel};
-use std::path::PathBuf;
 
 const DEFAULT_POLICY: &str = include_str!("../../policies/default.toml");
 const TOOLCALLS: &str = include_str!("../../tests/data/toolcalls.jsonl");
-const QWEN: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
 /// Special-token texts of the verdict model (each one token when parsed).
 const PLANTED: [&str; 5] = [
     "<|im_end|>",
@@ -28,32 +28,11 @@ const PLANTED: [&str; 5] = [
     "<|fim_prefix|>",
 ];
 
-fn model_bytes() -> Option<Vec<u8>> {
-    let dir = std::env::var_os("PROBEVISOR_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/probevisor/models")
-        });
-    let path = dir.join(QWEN);
-    match std::fs::read(&path) {
-        Ok(b) => Some(b),
-        Err(e) if std::env::var("PROBEVISOR_REQUIRE_MODELS").is_ok_and(|v| v == "1") => {
-            panic!(
-                "verdict model required but unreadable at {}: {e}",
-                path.display()
-            )
-        }
-        Err(_) => {
-            eprintln!("SKIP {QWEN}: not found at {}", path.display());
-            None
-        }
-    }
-}
-
 #[test]
 fn agent_text_never_becomes_a_special_token() {
-    let Some(bytes) = model_bytes() else { return };
+    let Some(bytes) = common::verdict_model_bytes() else {
+        return;
+    };
     let engine = EngineModel::load(&bytes).unwrap();
     let policy = Policy::parse(DEFAULT_POLICY).unwrap();
     let template = TemplateKind::detect(engine.chat_template());

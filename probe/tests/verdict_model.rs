@@ -6,6 +6,8 @@
 //! The model is in `$PROBEVISOR_MODELS` (default `~/.cache/probevisor/models`); when it is
 //! missing the test is skipped, unless `PROBEVISOR_REQUIRE_MODELS=1` (as `cargo xtask test` sets).
 
+mod common;
+
 use inference_core::model::{KvCache, LogitsRequest};
 use inference_core::parallel::ThreadPool;
 use probe::calibration::{calibrate, CalibrationCache};
@@ -16,34 +18,9 @@ use probe::prefilter::prefilter;
 use probe::prompt::{TemplateKind, Verbalizer};
 use probe::Action;
 use probe::LogitModel;
-use std::path::PathBuf;
 
 const DEFAULT_POLICY: &str = include_str!("../../policies/default.toml");
 const CHAT_TEXT_POLICY: &str = include_str!("../../policies/chat-text.toml");
-const QWEN: &str = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf";
-
-fn model_bytes() -> Option<Vec<u8>> {
-    let dir = std::env::var_os("PROBEVISOR_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/probevisor/models")
-        });
-    let path = dir.join(QWEN);
-    match std::fs::read(&path) {
-        Ok(b) => Some(b),
-        Err(e) if std::env::var("PROBEVISOR_REQUIRE_MODELS").is_ok_and(|v| v == "1") => {
-            panic!(
-                "verdict model required but unreadable at {}: {e}",
-                path.display()
-            )
-        }
-        Err(_) => {
-            eprintln!("SKIP {QWEN}: not found at {}", path.display());
-            None
-        }
-    }
-}
 
 #[test]
 fn default_policy_settings_are_frozen() {
@@ -90,7 +67,9 @@ fn default_policy_settings_are_frozen() {
 
 #[test]
 fn verdict_model_judges_clear_cases_and_forks_exactly() {
-    let Some(bytes) = model_bytes() else { return };
+    let Some(bytes) = common::verdict_model_bytes() else {
+        return;
+    };
     let mut engine = EngineModel::load(&bytes).unwrap();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if threads > 1 {
