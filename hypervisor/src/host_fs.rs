@@ -3,7 +3,7 @@
 //! [`parse_ustar`] is a small pure reader: regular files and directories only, header checksums
 //! checked, sizes bounded by the archive, the two zero blocks (or the end of the data) end it.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -229,7 +229,9 @@ impl MemFs {
         } else {
             format!("{path}/")
         };
-        let mut names: Vec<String> = Vec::new();
+        // A set: many entries in one directory (4096 files) stay n log n, where a list's
+        // `contains` made each listing quadratic.
+        let mut names: BTreeSet<String> = BTreeSet::new();
         let all = self.files.keys().chain(self.dirs.keys());
         for full in all {
             let Some(rest) = full.strip_prefix(&prefix) else {
@@ -243,12 +245,9 @@ impl MemFs {
                 None if self.dirs.contains_key(full) => format!("{rest}/"),
                 None => rest.to_string(),
             };
-            if !names.contains(&name) {
-                names.push(name);
-            }
+            names.insert(name);
         }
-        names.sort();
-        Ok(names.join("\n"))
+        Ok(names.into_iter().collect::<Vec<_>>().join("\n"))
     }
 }
 
@@ -311,6 +310,22 @@ mod tests {
             assert!(fs.write_file(relative, b"x").is_err());
         }
         assert_eq!(fs.read_file("/workspace/notes.txt").unwrap(), b"n");
+    }
+
+    #[test]
+    fn a_full_directory_lists_each_entry_once_in_order() {
+        // A quarter of the file quota under 64 subdirectories of one directory: each subdirectory
+        // named once (a list's `contains` per entry made a full directory quadratic).
+        let mut fs = MemFs::default();
+        let files = MAX_FS_FILES / 4;
+        for i in 0..files {
+            fs.write_file(&format!("/d/{:02}/{i}", i % 64), b"")
+                .unwrap();
+        }
+        let listing = fs.list_dir("/d").unwrap();
+        let want: Vec<String> = (0..64).map(|i| format!("{i:02}/")).collect();
+        assert_eq!(listing, want.join("\n"));
+        assert_eq!(fs.list_dir("/d/07").unwrap().lines().count(), files / 64);
     }
 
     #[test]

@@ -243,7 +243,9 @@ impl<M: LogitModel> ToolService for GovernedServices<'_, M> {
         let action = match Action::from_json(&json) {
             Ok(action) => action,
             Err(why) => {
-                let reason = format!("malformed tool call: {why}");
+                // The parser's error may quote the guest's text (a duplicate key of 30 KiB): cut, so
+                // the record stays near the size the arguments' digest keeps it to.
+                let reason = format!("malformed tool call: {}", Shown::new(&why));
                 let action = Action::new(&request.name, Value::Object(BTreeMap::new()));
                 self.audit(now, guest, &action, &refusal(Layer::Schema, &reason), log);
                 return ToolOutcome::Refused { reason };

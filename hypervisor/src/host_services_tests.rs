@@ -214,3 +214,26 @@ fn a_bad_policy_is_a_clear_error() {
     );
     assert!(parse_policy(&[0xff, 0xfe]).unwrap_err().contains("UTF-8"));
 }
+
+/// A malformed call's reason quotes the parser's error, which quotes a duplicate key: a 20 KiB key
+/// made a 40 KiB audit record (the reason twice), where arguments over 4 KiB are kept as a digest.
+#[test]
+fn a_malformed_call_keeps_its_audit_record_short() {
+    let mut services = fail_closed(NO_POLICY_REASON, || 0);
+    let mut log = Lines::default();
+    let key = "k".repeat(20_000);
+    let args = alloc::format!("{{\"{key}\":1,\"{key}\":2}}");
+    let outcome = services.tool_call("g", &call("read_file", &args), &mut log);
+    let ToolOutcome::Refused { reason } = outcome else {
+        panic!("a malformed call was not refused: {outcome:?}")
+    };
+    assert!(
+        reason.starts_with("malformed tool call: JSON error at byte")
+            && reason.contains("duplicate key"),
+        "{reason}"
+    );
+    assert!(reason.len() < 1024, "{} bytes of reason", reason.len());
+    let audit = log.audit_log();
+    assert!(audit.len() < 4096, "{} bytes of audit record", audit.len());
+    probe::audit::verify(audit.as_bytes(), Some(services.audit_head())).unwrap();
+}

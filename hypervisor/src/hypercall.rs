@@ -114,16 +114,19 @@ pub fn handle(
                 Transport::Hypercall => "",
                 Transport::ToolDevice => " via tool device",
             };
+            // The line names the status the guest gets: an output larger than the buffer is
+            // TooLarge to the guest, though the tool completed.
+            let response = write_result(mem, result, status, payload.as_bytes());
             // Name, arguments and output are the guest's or the tool's: shown escaped and cut.
             log.line(format_args!(
                 "audit: guest {} tool call{via} {} {} -> {}: {}",
                 guest.name,
                 Shown::new(&request.name),
                 Shown::new(&request.args),
-                status.name(),
+                response.status.name(),
                 Shown::new(&payload)
             ));
-            HypercallResult::Reply(write_result(mem, result, status, payload.as_bytes()))
+            HypercallResult::Reply(response)
         }
     }
 }

@@ -70,3 +70,72 @@ fn long_arguments_are_cut_in_the_log() {
     assert!(line.len() < 600, "{} bytes", line.len());
     assert!(line.contains("(60012 bytes in all)"), "{line}");
 }
+
+/// Answers every tool call with `outcome`; records nothing.
+struct Answers {
+    outcome: ToolOutcome,
+}
+
+impl ToolService for Answers {
+    fn tool_call(&mut self, _: &str, _: &ToolRequest, _: &mut dyn LogSink) -> ToolOutcome {
+        self.outcome.clone()
+    }
+    fn violation(&mut self, _: &str, _: &str, _: &str, _: &mut dyn LogSink) {}
+    fn audit_head(&self) -> [u8; 32] {
+        [0; 32]
+    }
+}
+
+/// The tool call staged in `mem` (result buffer 0xC000, 256 bytes), answered with `outcome`.
+fn answered(mem: &mut [u8], log: &mut Lines, outcome: ToolOutcome) -> Response {
+    let mut guest = GuestState::new("g");
+    let mut services = Answers { outcome };
+    let result = handle(
+        Kind::ToolCall as u64,
+        0x8000,
+        Transport::Hypercall,
+        mem,
+        &mut guest,
+        log,
+        &mut services,
+    );
+    let HypercallResult::Reply(response) = result else {
+        panic!("a tool call stopped the guest: {result:?}")
+    };
+    response
+}
+
+/// An output larger than the buffer is TooLarge to the guest; the `audit:` line said `ok`.
+#[test]
+fn the_audit_line_names_the_status_the_guest_got() {
+    let mut mem = staged(b"read_file", br#"{"path":"/big"}"#);
+    let mut log = Lines::default();
+    let output = "r".repeat(300);
+    let response = answered(&mut mem, &mut log, ToolOutcome::Completed { output });
+    assert_eq!((response.status, response.len), (Status::TooLarge, 300));
+    assert!(mem[0xC000..0xC100].iter().all(|&b| b == b'r'));
+    assert_eq!(mem[0xC100], 0, "wrote past the buffer");
+    let line = log.0.iter().find(|l| l.starts_with("audit: guest g"));
+    let line = line.expect("an audit: line");
+    assert!(line.contains("-> too large: rrr"), "{line}");
+}
+
+/// A bridged `too_large` failure: TooLarge with RDX = 0 and the buffer untouched, as for every
+/// request error; it was the message's length, which the guest reads as the bytes needed.
+#[test]
+fn a_too_large_failure_writes_no_message_and_no_length() {
+    let mut mem = staged(b"read_file", br#"{"path":"/big"}"#);
+    let mut log = Lines::default();
+    let failure = ToolOutcome::Failed {
+        status: Status::TooLarge,
+        error: "bridge error too_large: result of 2000000 bytes".into(),
+    };
+    let response = answered(&mut mem, &mut log, failure);
+    assert_eq!((response.status, response.len), (Status::TooLarge, 0));
+    assert!(mem[0xC000..0xC100].iter().all(|&b| b == 0));
+    assert!(
+        log.has("-> too large: bridge error too_large"),
+        "{:?}",
+        log.0
+    );
+}

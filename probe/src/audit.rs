@@ -1,13 +1,14 @@
 //! The audit log: one JSON object per line, each record hash-chained with blake3:
-//! `hash = blake3(prev_hash || canonical bytes)`, where the canonical bytes are the line up to
-//! `,"hash":`. [`verify`] names the first bad record (edited, removed, reordered, inserted) and,
-//! given the expected final hash, a truncated log.
+//! `hash = blake3(prev_hash || canonical bytes)`, where the canonical bytes are the line as written
+//! (never re-serialised) up to its last `,"hash":"`. [`verify`] names the first bad record (edited,
+//! removed, reordered, inserted) and, given the expected final hash, a truncated log.
 
 use crate::action::Action;
 use crate::json::{self, write_number, write_string, Value};
 use crate::pipeline::Decision;
 use alloc::format;
 use alloc::string::{String, ToString};
+use alloc::vec::Vec;
 use core::fmt;
 
 /// Arguments whose JSON is longer than this are logged as their blake3 digest and size.
@@ -102,19 +103,26 @@ impl AuditChain {
         }
         s.push_str("],\"probs\":");
         match &decision.score {
-            Some(sc) => s.push_str(&format!(
-                "{{\"raw\":[{},{}],\"calibrated\":[{},{}],\"alpha\":{}}}",
-                sc.raw[0], sc.raw[1], sc.calibrated[0], sc.calibrated[1], sc.alpha
-            )),
+            Some(sc) => {
+                s.push_str("{\"raw\":[");
+                push_probability(&mut s, Some(sc.raw[0]));
+                s.push(',');
+                push_probability(&mut s, Some(sc.raw[1]));
+                s.push_str("],\"calibrated\":[");
+                push_probability(&mut s, Some(sc.calibrated[0]));
+                s.push(',');
+                push_probability(&mut s, Some(sc.calibrated[1]));
+                s.push_str("],\"alpha\":");
+                push_probability(&mut s, Some(sc.alpha));
+                s.push('}');
+            }
             None => s.push_str("null"),
         }
         s.push_str(",\"p_dangerous\":");
-        match decision.p_dangerous {
-            Some(p) => s.push_str(&format!("{p}")),
-            None => s.push_str("null"),
-        }
+        push_probability(&mut s, decision.p_dangerous);
         if let Some(p) = decision.p_injection {
-            s.push_str(&format!(",\"p_injection\":{p}"));
+            s.push_str(",\"p_injection\":");
+            push_probability(&mut s, Some(p));
         }
         s.push_str(",\"verdict\":\"");
         s.push_str(decision.verdict.name());
@@ -134,6 +142,15 @@ impl AuditChain {
         self.head = hash;
         self.next_seq += 1;
         s
+    }
+}
+
+/// A probability as JSON: `f32`'s own shortest text (what records have always had), `null` for
+/// none and for NaN or an infinity, which JSON cannot write (`NaN` would make the record unverifiable).
+fn push_probability(s: &mut String, p: Option<f32>) {
+    match p {
+        Some(p) if p.is_finite() => s.push_str(&format!("{p}")),
+        _ => s.push_str("null"),
     }
 }
 
@@ -207,7 +224,8 @@ pub enum AuditError {
         line: usize,
         seq: u64,
     },
-    /// The log ends before the expected final hash: records were cut off after `last_seq`.
+    /// No record of the log has the expected final hash: records were cut off after `last_seq`, or
+    /// (blake3 being unkeyed) the whole chain was rewritten.
     Truncated {
         records: u64,
         last_seq: Option<u64>,
@@ -253,10 +271,14 @@ impl fmt::Display for AuditError {
                 f,
                 "line {line}: record {seq} was inserted (not in the chain)"
             ),
-            AuditError::Truncated { records, last_seq } => match last_seq {
-                Some(s) => write!(f, "log truncated after record {s} ({records} records)"),
-                None => write!(f, "log truncated to {records} records"),
-            },
+            AuditError::Truncated { records, last_seq } => {
+                write!(f, "the log does not end at the expected final hash: ")?;
+                match last_seq {
+                    Some(s) => write!(f, "truncated after record {s} ({records} records)")?,
+                    None => write!(f, "truncated to {records} records")?,
+                }
+                write!(f, ", or the whole chain was rewritten")
+            }
             AuditError::Appended { after_seq: Some(s) } => {
                 write!(f, "records were appended after record {s}")
             }
@@ -279,12 +301,21 @@ fn parse_line(line: &str, n: usize) -> Result<Parsed<'_>, AuditError> {
         line: n,
         reason: reason.to_string(),
     };
+    if line.trim().is_empty() {
+        return Err(bad("blank line (every line of the log must be a record)"));
+    }
+    if line.starts_with('\u{feff}') {
+        return Err(bad("starts with a byte-order mark (U+FEFF)"));
+    }
     let at = line.rfind(HASH_TAG).ok_or_else(|| bad("no hash field"))?;
     let (body, tail) = line.split_at(at);
     let hash_hex = tail[HASH_TAG.len()..]
         .strip_suffix("\"}")
         .ok_or_else(|| bad("hash must be the last field"))?;
-    let hash = parse_hex32(hash_hex).ok_or_else(|| bad("hash is not 64 hex digits"))?;
+    // Exactly as written (lowercase): the hash field is the one part of a line no hash covers.
+    let hash = parse_hex32(hash_hex)
+        .filter(|_| !hash_hex.bytes().any(|c| c.is_ascii_uppercase()))
+        .ok_or_else(|| bad("hash is not 64 lowercase hex digits"))?;
     let v = json::parse(&format!("{body}}}")).map_err(|e| bad(&e))?;
     let seq = v
         .get("seq")
@@ -304,18 +335,43 @@ fn parse_line(line: &str, n: usize) -> Result<Parsed<'_>, AuditError> {
     })
 }
 
-/// Check a whole log. With `expected_final_hash` (kept apart from the log), truncation is found too.
+/// The log's lines: split at `\n`, a `\r` before it dropped (serial consoles write CRLF), the
+/// last line's `\n` optional. An empty file, or one line end alone (what the emulator harness
+/// writes when there are no records), is the empty log; any other blank line is one to refuse.
+fn log_lines(text: &str) -> Vec<&str> {
+    let text = text.strip_suffix('\n').unwrap_or(text);
+    if text.is_empty() || text == "\r" {
+        return Vec::new();
+    }
+    text.split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect()
+}
+
+/// Check a whole log: every line must be a record (blank lines and other text are refused, never
+/// skipped). With `expected_final_hash` (kept apart from the log), truncation is found too;
+/// without it a log cut after any record verifies, and only its `final_hash` can tell.
 pub fn verify(
     log: &[u8],
     expected_final_hash: Option<[u8; 32]>,
 ) -> Result<VerifyReport, AuditError> {
-    let text = core::str::from_utf8(log).map_err(|_| AuditError::Malformed {
-        line: 0,
-        reason: "not UTF-8".to_string(),
+    let text = core::str::from_utf8(log).map_err(|e| {
+        let (before, _) = log.split_at(e.valid_up_to());
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        AuditError::Malformed {
+            line: before.iter().filter(|&&b| b == b'\n').count() + 1,
+            reason: format!(
+                "not UTF-8 (byte {} of the line)",
+                before.len() - line_start + 1
+            ),
+        }
     })?;
-    let lines: alloc::vec::Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let lines = log_lines(text);
     let mut head = [0u8; 32];
-    let mut seen = alloc::vec::Vec::with_capacity(lines.len());
+    let mut seen = Vec::with_capacity(lines.len());
     for (i, line) in lines.iter().enumerate() {
         let n = i + 1;
         let p = parse_line(line, n)?;

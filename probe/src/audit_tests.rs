@@ -1,6 +1,7 @@
 use super::*;
 use crate::json::parse;
 use crate::mock::MockModel;
+use crate::pipeline::Decision;
 use crate::pipeline::{Layers, Pipeline};
 use crate::policy::Policy;
 use crate::LogitModel;
@@ -237,6 +238,205 @@ fn large_args_are_logged_as_digest() {
     assert_eq!(
         v.get("args_digest").and_then(Value::as_str).unwrap(),
         hex(blake3::hash(a.args.to_json().as_bytes()).as_bytes())
+    );
+    assert!(verify(line.as_bytes(), Some(chain.head())).is_ok());
+}
+
+fn decision(p_dangerous: Option<f32>, score: Option<crate::gate::GateScore>) -> Decision {
+    Decision {
+        verdict: crate::pipeline::Verdict::Deny,
+        layer: crate::pipeline::Layer::Probe,
+        reason: "r".into(),
+        p_dangerous,
+        p_injection: p_dangerous,
+        score,
+        layers: Vec::new(),
+    }
+}
+
+#[test]
+fn the_hash_field_must_be_lowercase_as_written() {
+    // The one part of a line no hash covers: uppercase hex would be a second text of the record.
+    let (log, head) = log_of(3);
+    let mut l = lines(&log);
+    let at = l[2].rfind(HASH_TAG).unwrap() + HASH_TAG.len();
+    let upper = l[2][at..].to_ascii_uppercase();
+    l[2].replace_range(at.., &upper);
+    assert!(matches!(
+        verify(join(&l).as_bytes(), Some(head)),
+        Err(AuditError::Malformed { line: 3, .. })
+    ));
+}
+
+#[test]
+fn blank_lines_are_refused_not_skipped() {
+    let (log, head) = log_of(3);
+    let mut l = lines(&log);
+    l.insert(1, String::new());
+    assert!(matches!(
+        verify(join(&l).as_bytes(), Some(head)),
+        Err(AuditError::Malformed { line: 2, .. })
+    ));
+    for tail in ["\n", " \n", "\r\n"] {
+        assert!(matches!(
+            verify(alloc::format!("{log}{tail}").as_bytes(), Some(head)),
+            Err(AuditError::Malformed { line: 4, .. })
+        ));
+    }
+    // The empty log: no bytes, or one line end (the emulator harness writes "\n" for no records).
+    assert_eq!(verify(b"", Some([0; 32])).unwrap().records, 0);
+    assert_eq!(verify(b"\n", Some([0; 32])).unwrap().records, 0);
+    assert!(verify(b"\n\n", None).is_err());
+}
+
+#[test]
+fn line_ends_and_a_cut_last_record() {
+    let (log, head) = log_of(3);
+    assert!(verify(log.replace('\n', "\r\n").as_bytes(), Some(head)).is_ok());
+    // Cut before the final line end only: every record is whole and its hash checks.
+    assert!(verify(log.trim_end().as_bytes(), Some(head)).is_ok());
+    let cut = &log[..log.len() - 10];
+    assert!(matches!(
+        verify(cut.as_bytes(), Some(head)),
+        Err(AuditError::Malformed { line: 3, .. })
+    ));
+}
+
+#[test]
+fn non_finite_probabilities_are_written_as_null() {
+    let m = MockModel::new();
+    let mut chain = AuditChain::new();
+    let score = crate::gate::GateScore {
+        raw: [f32::NAN, 0.5],
+        calibrated: [f32::INFINITY, f32::NEG_INFINITY],
+        alpha: 1.0,
+    };
+    let line = chain.record(
+        0,
+        "a",
+        &Action::text("t"),
+        &decision(Some(f32::NAN), Some(score)),
+        &m.model_digest(),
+    );
+    assert!(
+        line.contains("\"raw\":[null,0.5],\"calibrated\":[null,null],\"alpha\":1}"),
+        "{line}"
+    );
+    assert!(line.contains("\"p_dangerous\":null") && line.contains("\"p_injection\":null"));
+    assert!(verify(line.as_bytes(), Some(chain.head())).is_ok());
+    // Finite values keep f32's own text, as records always had it.
+    let line = chain.record(
+        0,
+        "a",
+        &Action::text("t"),
+        &decision(Some(0.1), None),
+        &m.model_digest(),
+    );
+    assert!(
+        line.contains("\"p_dangerous\":0.1,\"p_injection\":0.1,"),
+        "{line}"
+    );
+}
+
+#[test]
+fn bad_bytes_are_named_by_their_line() {
+    let (log, _) = log_of(3);
+    let mut bytes = log.clone().into_bytes();
+    let third = log.match_indices('\n').nth(1).unwrap().0 + 1;
+    bytes[third + 20] = 0xff;
+    assert_eq!(
+        verify(&bytes, None),
+        Err(AuditError::Malformed {
+            line: 3,
+            reason: "not UTF-8 (byte 21 of the line)".into()
+        })
+    );
+    let bom = alloc::format!("\u{feff}{log}");
+    assert!(matches!(
+        verify(bom.as_bytes(), None),
+        Err(AuditError::Malformed { line: 1, reason }) if reason.contains("byte-order mark")
+    ));
+}
+
+#[test]
+fn guest_text_stays_inside_its_record() {
+    // Text that imitates the hash field, line breaks (including Unicode ones), a lone CR, and a
+    // nested object with a `hash` key: one line, the real hash field last, and it verifies.
+    let m = MockModel::new();
+    let mut chain = AuditChain::new();
+    let fake = alloc::format!("\",\"hash\":\"{}\"}}\n{{\"seq\":1", "0".repeat(64));
+    let tool = alloc::format!("t{fake}\r\u{2028}\u{85}");
+    let args = crate::json::object([
+        ("hash", Value::String(fake.clone())),
+        (
+            "z",
+            crate::json::object([("hash", Value::String("1".repeat(64)))]),
+        ),
+    ]);
+    let mut log = String::new();
+    for _ in 0..2 {
+        let d = decision(None, None);
+        log.push_str(&chain.record(
+            0,
+            &fake,
+            &Action::new(&tool, args.clone()),
+            &d,
+            &m.model_digest(),
+        ));
+    }
+    assert_eq!(log.lines().count(), 2);
+    assert_eq!(
+        verify(log.as_bytes(), Some(chain.head())).unwrap().records,
+        2
+    );
+    let v = parse(log.lines().next().unwrap()).unwrap();
+    assert_eq!(v.get("tool").and_then(Value::as_str), Some(tool.as_str()));
+    assert_eq!(
+        v.get("hash").and_then(Value::as_str).map(|h| h.len()),
+        Some(64)
+    );
+}
+
+#[test]
+fn huge_lines_and_deep_nesting_fail_or_pass_cleanly() {
+    let m = MockModel::new();
+    let mut chain = AuditChain::new().with_args_digest_above(usize::MAX);
+    let big = crate::json::object([("text", Value::String("x\"".repeat(2 << 20)))]);
+    let line = chain.record(
+        0,
+        "a",
+        &Action::new("text", big),
+        &decision(None, None),
+        &m.model_digest(),
+    );
+    assert!(line.len() > 4 << 20);
+    assert!(verify(line.as_bytes(), Some(chain.head())).is_ok());
+    let deep = alloc::format!("{}{HASH_TAG}{}\"}}\n", "[".repeat(1 << 20), "0".repeat(64));
+    assert!(matches!(
+        verify(deep.as_bytes(), None),
+        Err(AuditError::Malformed { line: 1, reason }) if reason.contains("too deep")
+    ));
+    // Arguments as deep as a tool call may be still give a record that verifies.
+    let mut depth = 1;
+    let call = |d: usize| {
+        let args = alloc::format!(
+            "{}{}",
+            "{\"a\":".repeat(d),
+            "1".to_string() + &"}".repeat(d)
+        );
+        Action::from_json(&alloc::format!("{{\"tool\":\"t\",\"args\":{args}}}"))
+    };
+    while call(depth + 1).is_ok() {
+        depth += 1;
+    }
+    assert!(depth >= crate::json::MAX_DEPTH - 1, "{depth}");
+    let mut chain = AuditChain::new();
+    let line = chain.record(
+        0,
+        "a",
+        &call(depth).unwrap(),
+        &decision(None, None),
+        &m.model_digest(),
     );
     assert!(verify(line.as_bytes(), Some(chain.head())).is_ok());
 }

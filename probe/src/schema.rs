@@ -26,10 +26,21 @@ pub fn validate_args(spec: &ToolSpec, args: &Value, max_bytes: usize) -> Result<
             .keys()
             .find(|k| !spec.args.iter().any(|a| &a.name == *k))
         {
-            return Err(format!("undeclared argument {k:?}"));
+            return Err(format!("undeclared argument {:?}", shown_key(k)));
         }
     }
     Ok(())
+}
+
+/// The longest part of an argument name a reason quotes: reasons go into audit records and onto
+/// the console, and a name is the agent's text (up to the whole argument limit).
+const SHOWN_KEY_CHARS: usize = 64;
+
+fn shown_key(k: &str) -> String {
+    match k.char_indices().nth(SHOWN_KEY_CHARS) {
+        Some((cut, _)) => format!("{}... ({} bytes)", &k[..cut], k.len()),
+        None => k.into(),
+    }
 }
 
 /// Length of the canonical JSON text of `v`, without building it.
@@ -100,4 +111,28 @@ fn check_type(a: &ArgSpec, v: &Value) -> Result<(), String> {
 fn json_len_matches_to_json() {
     let v = crate::json::parse(r#"{"a":["x\"y\n\u0001é",1.5,true,null,{}],"b":{"c":-3}}"#).unwrap();
     assert_eq!(json_len(&v), v.to_json().len());
+}
+
+#[cfg(test)]
+#[test]
+fn an_undeclared_argument_name_is_quoted_cut() {
+    let spec = ToolSpec {
+        description: String::new(),
+        args: alloc::vec::Vec::new(),
+        allow_extra_args: false,
+        max_args_bytes: 1 << 20,
+        alpha: None,
+        threshold: None,
+        rate: None,
+    };
+    let long = "k".repeat(16 * 1024);
+    let args = crate::json::object([(long.as_str(), Value::Null)]);
+    let why = validate_args(&spec, &args, 1 << 20).unwrap_err();
+    assert!(why.len() < 120, "{} bytes: {why}", why.len());
+    assert!(why.contains("(16384 bytes)"), "{why}");
+    let short = crate::json::object([("é", Value::Null)]);
+    assert_eq!(
+        validate_args(&spec, &short, 100).unwrap_err(),
+        "undeclared argument \"é\""
+    );
 }

@@ -112,6 +112,13 @@ impl Status {
         Status::ALL.iter().copied().find(|s| *s as u64 == value)
     }
 
+    /// Whether this is one of the request errors 2..=9 (`BadPointer` to `BadRequest`): the
+    /// hypervisor writes nothing to the result buffer with it, and `RDX` is 0 (except `TooLarge`
+    /// for an output that did not fit, see [`crate::write_result`]).
+    pub fn is_abi_error(self) -> bool {
+        (Status::BadPointer as u64..=Status::BadRequest as u64).contains(&(self as u64))
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Status::Ok => "ok",

@@ -243,13 +243,18 @@ impl Response {
 /// Write a tool's answer into the validated `result` buffer and build the response.
 /// An `Ok` payload that does not fit gives [`Status::TooLarge`] with `len` = the length needed and the
 /// buffer holding the first bytes; reason and error texts of other statuses are cut at a UTF-8
-/// character boundary to fit and keep their status.
+/// character boundary to fit and keep their status. A request-error status (2..=9,
+/// [`Status::is_abi_error`], such as a bridged `TooLarge`) writes nothing and gives `len` 0, whatever
+/// the payload: its `RDX` would otherwise read as "bytes needed" and the message as output.
 pub fn write_result(
     mem: &mut [u8],
     result: Range<u64>,
     status: Status,
     payload: &[u8],
 ) -> Response {
+    if status.is_abi_error() {
+        return Response { status, len: 0 };
+    }
     let cap = (result.end - result.start) as usize;
     let Ok(start) = usize::try_from(result.start) else {
         return Response {
@@ -293,3 +298,7 @@ pub fn write_result(
 #[cfg(test)]
 #[path = "validate_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "write_result_tests.rs"]
+mod write_result_tests;
