@@ -168,10 +168,12 @@ pub fn handle_exit<V: Vcpu + ?Sized>(
             write,
             fetch,
             page_walk,
+            event_delivery,
         } => {
-            // Only an instruction's own data access is a device access: a fetch from the window, or
-            // guest page tables placed in it, stop the guest like any access outside its memory.
-            if in_tool_device_window(gpa) && !fetch && !page_walk {
+            // Only an instruction's own data access is a device access: a fetch from the window,
+            // guest page tables placed in it, or an event's frame pushed onto a stack placed in it,
+            // stop the guest like any access outside its memory.
+            if in_tool_device_window(gpa) && !fetch && !page_walk && !event_delivery {
                 return tool_device(vcpu, guest, env, gpa, write);
             }
             let reason = StopReason::MemoryViolation { gpa, write, fetch };

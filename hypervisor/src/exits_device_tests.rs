@@ -67,6 +67,7 @@ fn device_access(offset: u64, write: bool) -> VmExit {
         write,
         fetch: false,
         page_walk: false,
+        event_delivery: false,
     }
 }
 
@@ -159,6 +160,7 @@ fn a_page_walk_into_the_window_is_no_device_access() {
         write: false,
         fetch: false,
         page_walk: true,
+        event_delivery: false,
     };
     let action = exit_once(&mut vcpu, &mut guest, &mut log, exit);
     assert!(
@@ -170,6 +172,31 @@ fn a_page_walk_into_the_window_is_no_device_access() {
     );
     assert_eq!(vcpu.regs.gpr[RAX], TOOL_DEVICE_GPA, "no register was read");
     assert_eq!(vcpu.regs.rip, 0x10_0000);
+}
+
+#[test]
+fn an_event_frame_pushed_into_the_window_is_no_device_access() {
+    // A #DB (or any exception) delivered with the guest's stack in the window: the push faults,
+    // and the instruction at RIP (here a device read) is not what touched the window.
+    let (mut vcpu, mut guest, mut log) = device_guest("frame");
+    stage_id_read(&mut vcpu);
+    let exit = VmExit::MmioAccess {
+        gpa: TOOL_DEVICE_GPA + 8,
+        write: true,
+        fetch: false,
+        page_walk: false,
+        event_delivery: true,
+    };
+    let action = exit_once(&mut vcpu, &mut guest, &mut log, exit);
+    assert!(
+        matches!(
+            action,
+            ExitAction::Stop(StopReason::MemoryViolation { write: true, .. })
+        ),
+        "{action:?}"
+    );
+    assert_eq!(vcpu.regs.gpr[RAX], TOOL_DEVICE_GPA, "no register was read");
+    assert_eq!(vcpu.regs.rip, 0x10_0000, "the instruction was not emulated");
 }
 
 #[test]

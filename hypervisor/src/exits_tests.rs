@@ -244,6 +244,7 @@ fn memory_violation_and_triple_fault_stop_with_a_dump() {
         write: true,
         fetch: false,
         page_walk: false,
+        event_delivery: false,
     };
     let action = exit_once(&mut vcpu, &mut guest, &mut log, exit);
     assert_eq!(
@@ -289,6 +290,7 @@ fn violations_and_tool_calls_become_chained_audit_records() {
         write: true,
         fetch: false,
         page_walk: false,
+        event_delivery: false,
     };
     let action = handle_exit(
         &mut vcpu,

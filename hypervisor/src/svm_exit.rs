@@ -117,6 +117,8 @@ pub fn decode_exit(vmcb: &Vmcb, regs: &Registers, intr_ends_slice: bool) -> VmEx
                 write: npf.write,
                 fetch: npf.fetch,
                 page_walk: npf.page_table_walk,
+                // EXITINTINFO valid: the fault interrupted an event's delivery.
+                event_delivery: vmcb.get64(control::EXITINTINFO) & (1 << 31) != 0,
             }
         }
         ExitCode::Xsetbv => VmExit::Xsetbv {

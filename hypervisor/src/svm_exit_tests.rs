@@ -168,6 +168,7 @@ fn nested_page_fault_is_an_mmio_access() {
             write: true,
             fetch: false,
             page_walk: false,
+            event_delivery: false,
         }
     );
     let fetch = vmcb_with(ExitCode::Npf, 1 << 4 | 1 << 2 | 1 << 32, 0x1000_0000);
@@ -178,6 +179,7 @@ fn nested_page_fault_is_an_mmio_access() {
             write: false,
             fetch: true,
             page_walk: false,
+            event_delivery: false,
         }
     );
     // The guest's own page-table walk touching the window (bit 33): not the instruction's access.
@@ -189,6 +191,20 @@ fn nested_page_fault_is_an_mmio_access() {
             write: false,
             fetch: false,
             page_walk: true,
+            event_delivery: false,
+        }
+    );
+    // The same write while a #DB was being delivered (EXITINTINFO valid): the frame's push.
+    let mut push = vmcb_with(ExitCode::Npf, 1 << 1 | 1 << 2 | 1 << 32, 0xFEB0_0008);
+    push.set64(control::EXITINTINFO, 0x8000_0301);
+    assert_eq!(
+        decode_exit(&push, &Registers::default(), true),
+        VmExit::MmioAccess {
+            gpa: 0xFEB0_0008,
+            write: true,
+            fetch: false,
+            page_walk: false,
+            event_delivery: true,
         }
     );
 }

@@ -35,7 +35,8 @@
 //!   compatibility mode (it would be decoded as 64-bit code): the guest is stopped.
 //! - `cpl3`: drops to CPL 3 (its pages made user-accessible) and makes a console hypercall, then a
 //!   port write: each is a #GP (no IDT: triple fault); nothing is printed.
-//! - `tf-step`: single-step across an emulated CPUID (test_guests_step.rs).
+//! - `tf-step`: single-step across an emulated CPUID; `db-window`: a #DB whose frame is pushed into
+//!   the tool device window (test_guests_step.rs).
 //! - `misbehave`: a `write_file` tool call (denied by the policy's tier), a tool call whose request
 //!   pointer lies outside guest memory (refused: bad pointer), then a write outside guest memory
 //!   (EPT violation: the guest is stopped). Each one leaves an audit record.
@@ -395,6 +396,7 @@ pub fn code(name: &str) -> Option<Vec<u8>> {
         "cpl3" => Some(cpl3_code()),
         "vmload" => Some(VMLOAD_GUEST.to_vec()),
         "tf-step" => Some(crate::test_guests_step::TF_STEP_GUEST.to_vec()),
+        "db-window" => Some(crate::test_guests_step::DB_WINDOW_GUEST.to_vec()),
         "misbehave" => Some(misbehave_code()),
         _ => None,
     }

@@ -63,6 +63,9 @@ pub enum VmExit {
         /// The access was the processor walking the guest's own page tables (they lie at `gpa`),
         /// not the instruction's data access: never a device access.
         page_walk: bool,
+        /// The access was the processor delivering an event (pushing its frame on a stack placed
+        /// at `gpa`, reading the IDT): the instruction at RIP did not make it, never a device access.
+        event_delivery: bool,
     },
     /// XSETBV of `value` into XCR `xcr`.
     Xsetbv {

@@ -13,6 +13,7 @@ pub mod completed_instruction;
 pub mod controls;
 pub mod entry_checks;
 pub mod ept;
+pub mod event_reinjection;
 pub mod exit;
 pub mod feature_control;
 pub mod fields;

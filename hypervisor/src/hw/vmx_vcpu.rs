@@ -18,6 +18,7 @@ use vmx::completed_instruction::GuestEventState;
 use vmx::controls::{exit as exit_ctl, pin, secondary};
 use vmx::entry_checks::{check_current_vmcs, FixedCrs};
 use vmx::ept::{Ept, EptMemoryType, EptPerms};
+use vmx::event_reinjection::{reinjection, EntryEvent};
 use vmx::exit::{
     BasicExitReason, EptViolation, ExitReason, InterruptionInfo, IoDirection, IoQualification,
 };
@@ -65,6 +66,8 @@ pub struct VmxVcpu {
     /// A handler completed the exiting instruction for the guest (moved RIP past it): the next entry
     /// ends its interrupt shadow and delivers its single-step trap (vmx::completed_instruction).
     instruction_completed: bool,
+    /// An event whose delivery the last exit interrupted: injected again on the next entry.
+    reinject: Option<EntryEvent>,
     new_slice: bool,
     slice: Option<u32>,
     save_timer: bool,
@@ -200,6 +203,7 @@ impl VmxVcpu {
             exit_len: 0,
             pending_gp: false,
             instruction_completed: false,
+            reinject: None,
             new_slice: true,
             slice: platform
                 .slice
@@ -231,10 +235,19 @@ impl VmxVcpu {
         f::GUEST_RSP.write(hw, self.regs.gpr[RSP])?;
         self.gprs.gpr = self.regs.gpr;
         let completed = core::mem::take(&mut self.instruction_completed);
+        let reinject = self.reinject.take();
         if core::mem::take(&mut self.pending_gp) {
             // The instruction faulted instead of completing: no trap of its own, RIP unmoved.
             f::VM_ENTRY_INTERRUPTION_INFO.write(hw, INJECT_GP)?;
             f::VM_ENTRY_EXCEPTION_ERROR_CODE.write(hw, 0)?;
+        } else if let Some(event) = reinject {
+            f::VM_ENTRY_INTERRUPTION_INFO.write(hw, event.interruption_info)?;
+            if let Some(code) = event.error_code {
+                f::VM_ENTRY_EXCEPTION_ERROR_CODE.write(hw, code)?;
+            }
+            if let Some(len) = event.instruction_len {
+                f::VM_ENTRY_INSTRUCTION_LENGTH.write(hw, len)?;
+            }
         } else if completed {
             let after = GuestEventState {
                 rflags: self.regs.rflags,
@@ -274,6 +287,21 @@ impl VmxVcpu {
         let hw = &mut self.hw;
         let reason = ExitReason::from_raw(f::VM_EXIT_REASON.read(hw)?);
         let qualification = f::EXIT_QUALIFICATION.read(hw)?;
+        // An exit in the middle of delivering an event to the guest: the event comes again on the
+        // next entry, unless the exit is the delivery's own fault (it stops the guest).
+        let interrupted = if reason.entry_failure {
+            None
+        } else {
+            reinjection(
+                f::IDT_VECTORING_INFO.read(hw)?,
+                f::IDT_VECTORING_ERROR_CODE.read(hw)?,
+                f::VM_EXIT_INSTRUCTION_LENGTH.read(hw)?,
+            )
+        };
+        let event_delivery = interrupted.is_some();
+        if reason.basic != BasicExitReason::EptViolation {
+            self.reinject = interrupted;
+        }
         let (rax, rcx, rdx) = (self.regs.gpr[0], self.regs.gpr[1], self.regs.gpr[2]);
         let edx_eax = (rdx << 32) | (rax & 0xFFFF_FFFF);
         if reason.entry_failure {
@@ -332,6 +360,7 @@ impl VmxVcpu {
                     write: q.write,
                     fetch: q.fetch,
                     page_walk: q.linear_address_valid && !q.final_translation,
+                    event_delivery,
                 }
             }
             BasicExitReason::ExceptionOrNmi => {
