@@ -1,7 +1,10 @@
 //! Which control register bits turn on SSE/AVX for the hypervisor's own code.
 //!
 //! CR0.MP=1 and CR0.EM=0 (no x87 emulation), CR4.OSFXSR and CR4.OSXMMEXCPT (SSE), and, when XSAVE exists,
-//! CR4.OSXSAVE with XCR0 = x87|SSE, plus AVX when the CPU has AVX and XCR0 may hold its state.
+//! CR4.OSXSAVE with XCR0 = x87|SSE, plus AVX when the CPU has AVX and XCR0 may hold its state, plus
+//! PKRU when XCR0 may hold it: the hypervisor never uses protection keys itself, but with PKRU in
+//! XCR0 the guests' XSAVE areas (hw::xsave) switch it, so a guest that wrote PKRU (SVM lets it turn
+//! CR4.PKE on and off between exits) cannot pass the value to the next guest.
 
 use core::fmt;
 
@@ -13,6 +16,7 @@ pub const CR4_OSXSAVE: u64 = 1 << 18;
 pub const XCR0_X87: u64 = 1 << 0;
 pub const XCR0_SSE: u64 = 1 << 1;
 pub const XCR0_AVX: u64 = 1 << 2;
+pub const XCR0_PKRU: u64 = 1 << 9;
 
 /// What CPUID says about SIMD support.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,7 +71,8 @@ pub fn plan(support: SimdSupport) -> Result<SimdPlan, SimdError> {
     let xcr0 = if support.xsave {
         cr4_set |= CR4_OSXSAVE;
         let avx_allowed = support.avx && support.xcr0_supported & XCR0_AVX != 0;
-        Some(XCR0_X87 | XCR0_SSE | if avx_allowed { XCR0_AVX } else { 0 })
+        let avx = if avx_allowed { XCR0_AVX } else { 0 };
+        Some(XCR0_X87 | XCR0_SSE | avx | (support.xcr0_supported & XCR0_PKRU))
     } else {
         None
     };
@@ -112,6 +117,18 @@ mod tests {
         assert_eq!(p.cr4_set, CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE);
         assert_eq!(p.xcr0, Some(7));
         assert!(p.avx_enabled());
+    }
+
+    #[test]
+    fn pkru_state_is_enabled_when_xcr0_may_hold_it() {
+        let p = plan(SimdSupport {
+            xsave: true,
+            avx: true,
+            xcr0_supported: 0x2e7,
+            ..BASE
+        })
+        .unwrap();
+        assert_eq!(p.xcr0, Some(XCR0_X87 | XCR0_SSE | XCR0_AVX | XCR0_PKRU));
     }
 
     #[test]

@@ -77,7 +77,7 @@ pub fn boot_tests() -> Vec<BootTest> {
         // one instruction late).
         BootTest {
             name: "qemu-tcg-svm-guests-modes",
-            cmdline: "testguests=compat,cpl3,cpuid,tf-step,db-window",
+            cmdline: "testguests=compat,cpl3,cpuid,tf-step,db-window,pkru-a,pkru-b",
             emulator: Emulator::qemu_tcg(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -89,6 +89,10 @@ pub fn boot_tests() -> Vec<BootTest> {
                 // A #DB frame pushed into the tool device window is no device access (before: the
                 // MOV after it was emulated for the push, then the HLT refused as a device access).
                 "probevisor: guest test-db-window stopped: memory violation: write at guest-physical 0xfeb00008",
+                // PKRU written with CR4.PKE turned off again before any exit: each guest still
+                // starts with its own (pkru-b printed pkru-a's 5A5A5A5A before PKRU was switched).
+                "[guest test-pkru-a] 0000000000000000",
+                "[guest test-pkru-b] 0000000000000000",
                 "PROBEVISOR-DONE status=ok",
             ]),
         },
@@ -119,7 +123,7 @@ pub fn boot_tests() -> Vec<BootTest> {
         // base, a guest that turns AVX off after using it; each stops alone, the run ends ok.
         BootTest {
             name: "bochs-guests-builtin",
-            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,cr8,pkru,mwait,spin,compat,cpl3,tf-step,db-window",
+            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,cr8,pkru,mwait,spin,compat,cpl3,tf-step,db-window,pkru-a",
             emulator: Emulator::bochs(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -146,6 +150,7 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "guest test-cpl3: hypercall from user mode (CPL > 0) refused (#GP)",
                 "[guest test-tf-step] Y",
                 "probevisor: guest test-db-window stopped: memory violation: write at guest-physical 0xfeb00008",
+                "probevisor: guest test-pkru-a stopped: unexpected exit: exit reason 28",
                 // A stop the guest did not choose is an audit record.
                 r#""agent":"test-msr","tool":"guest_stopped","args":{"detail":"triple fault"}"#,
                 "PROBEVISOR-DONE status=ok",

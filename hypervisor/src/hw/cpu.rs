@@ -1,6 +1,8 @@
 //! CPU feature detection (raw-cpuid) and enabling SSE/AVX for the hypervisor's own code.
 
-use crate::simd::{self, SimdError, SimdPlan, SimdSupport, XCR0_AVX, XCR0_SSE, XCR0_X87};
+use crate::simd::{
+    self, SimdError, SimdPlan, SimdSupport, XCR0_AVX, XCR0_PKRU, XCR0_SSE, XCR0_X87,
+};
 use raw_cpuid::CpuId;
 use x86_64::registers::control::{Cr0, Cr4};
 use x86_64::registers::model_specific::{Efer, EferFlags};
@@ -44,6 +46,7 @@ pub fn detect() -> CpuFeatures {
         bit(state.xcr0_supports_legacy_x87(), XCR0_X87)
             | bit(state.xcr0_supports_sse_128(), XCR0_SSE)
             | bit(state.xcr0_supports_avx_256(), XCR0_AVX)
+            | bit(state.xcr0_supports_pkru(), XCR0_PKRU)
     });
     CpuFeatures {
         vendor,
