@@ -127,3 +127,31 @@ pub trait Vcpu {
     /// Lines describing the hardware state, for a guest stopped by an unexpected exit (a VMCS dump).
     fn diagnostic_dump(&mut self) -> Vec<String>;
 }
+
+/// What the CPU must offer before a guest runs beside others, else the guest is not started (fail
+/// closed): a timer that ends its time slices (VT-x: the VMX-preemption timer; SVM: the local APIC
+/// timer), or a guest that never exits holds the CPU for good; and XSAVE, which keeps each guest's
+/// x87/SSE/AVX registers, MXCSR and PKRU apart (without it they would pass from guest to guest).
+pub fn isolation_prerequisites(time_slices: bool, host_xcr0: Option<u64>) -> Result<(), String> {
+    if !time_slices {
+        return Err(
+            "no timer can end its time slices (a guest that never exits would hold the CPU)".into(),
+        );
+    }
+    if host_xcr0.is_none() {
+        return Err("the CPU has no XSAVE, which keeps each guest's SIMD registers apart".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[test]
+fn a_guest_needs_a_slice_timer_and_xsave() {
+    assert_eq!(isolation_prerequisites(true, Some(7)), Ok(()));
+    assert!(isolation_prerequisites(false, Some(7))
+        .unwrap_err()
+        .contains("time slices"));
+    assert!(isolation_prerequisites(true, None)
+        .unwrap_err()
+        .contains("XSAVE"));
+}

@@ -96,6 +96,19 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "PROBEVISOR-DONE status=ok",
             ]),
         },
+        // Without XSAVE nothing would keep the guests' SIMD registers apart: no guest is started
+        // (they had run, sharing x87/SSE state and MXCSR).
+        BootTest {
+            name: "qemu-tcg-svm-no-xsave",
+            cmdline: "testguests=cpuid",
+            emulator: Emulator::qemu_tcg_cpu("max,-xsave"),
+            timeout: Duration::from_secs(60),
+            expect: Expect::all(&[
+                "probevisor: backend AMD SVM",
+                "guest test-cpuid not started: the CPU has no XSAVE",
+                "PROBEVISOR-DONE status=ok",
+            ]),
+        },
         // A CPU with neither VMX nor SVM is refused: `probevisor: no VT-x or SVM`, status=no-vtx.
         BootTest {
             name: "qemu-tcg-no-vtx",

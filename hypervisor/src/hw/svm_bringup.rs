@@ -96,7 +96,7 @@ pub fn run(
             Ok(timer) => Some(timer),
             Err(why) => {
                 line(format_args!(
-                    "probevisor: no time slices ({why}): guests run until they exit"
+                    "probevisor: no time slices ({why}): guests cannot be stopped, none is started"
                 ));
                 None
             }

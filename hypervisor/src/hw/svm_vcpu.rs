@@ -14,7 +14,7 @@ use crate::svm_exit::{
     decode_exit, instruction_len, is_instruction_exit, is_vmcall_at, load_registers,
     store_registers, VMCALL,
 };
-use crate::vcpu::{Registers, Vcpu, VcpuError, VmExit, RSP};
+use crate::vcpu::{isolation_prerequisites, Registers, Vcpu, VcpuError, VmExit, RSP};
 use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
@@ -94,6 +94,7 @@ impl SvmVcpu {
         ram_size: usize,
         load: impl FnOnce(&mut [u8]) -> Result<u64, String>,
     ) -> Result<Self, String> {
+        isolation_prerequisites(platform.slice.is_some(), platform.host_xcr0)?;
         let GuestRam {
             ram,
             host_base: base,

@@ -6,7 +6,7 @@ use super::guest_ram::{allocate_guest_ram, setup_err, GuestRam, TableFrames};
 use super::xsave::GuestXstate;
 use crate::exits::MSR_ALLOW_LIST;
 use crate::guest_memory::{GDT_GPA, GDT_LIMIT, INITIAL_RSP, PML4_GPA, TSS_GPA};
-use crate::vcpu::{Registers, Vcpu, VcpuError, VmExit, RSP};
+use crate::vcpu::{isolation_prerequisites, Registers, Vcpu, VcpuError, VmExit, RSP};
 use crate::vmx_bringup::VmxCapabilities;
 use alloc::alloc::{alloc_zeroed, Layout};
 use alloc::boxed::Box;
@@ -91,6 +91,9 @@ impl VmxVcpu {
         ram_size: usize,
         load: impl FnOnce(&mut [u8]) -> Result<u64, String>,
     ) -> Result<Self, String> {
+        let timer =
+            platform.slice.is_some() && platform.caps.pin_based.can_set(pin::PREEMPTION_TIMER);
+        isolation_prerequisites(timer, platform.host_xcr0)?;
         let GuestRam {
             ram,
             host_base: base,
