@@ -94,9 +94,15 @@ pub fn handle_exit<V: Vcpu + ?Sized>(
                 return ExitAction::Resume;
             }
             VmExit::MmioAccess { gpa, .. } if in_tool_device_window(gpa) => {
-                return ExitAction::Stop(StopReason::BadDeviceAccess(format!(
-                    "tool device access from {mode}"
-                )));
+                // A stop for a bad device access counts as audited (vm.rs): write its record here.
+                let why = format!("tool device access from {mode}");
+                env.log.line(format_args!(
+                    "audit: guest {} tool device access refused: {why}",
+                    guest.name
+                ));
+                env.services
+                    .violation(&guest.name, "tool_device", &why, env.log);
+                return ExitAction::Stop(StopReason::BadDeviceAccess(why));
             }
             _ => {}
         }

@@ -211,4 +211,9 @@ fn the_tool_device_from_compatibility_mode_stops_the_guest() {
         matches!(&action, ExitAction::Stop(StopReason::BadDeviceAccess(why)) if why.contains("compatibility mode")),
         "{action:?}"
     );
+    // The stop counts as audited (no `guest_stopped` record follows): its own record is here.
+    let records = records(&log);
+    assert_eq!(records.len(), 1, "{:?}", log.0);
+    assert!(records[0].contains(r#""agent":"compat","tool":"tool_device""#));
+    assert!(records[0].contains("tool device access from compatibility mode"));
 }

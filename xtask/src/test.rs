@@ -166,6 +166,7 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "probevisor: guest test-pkru-a stopped: unexpected exit: exit reason 28",
                 // A stop the guest did not choose is an audit record.
                 r#""agent":"test-msr","tool":"guest_stopped","args":{"detail":"triple fault"}"#,
+                r#""agent":"test-compat","tool":"tool_device","args":{"detail":"tool device access from compatibility mode"}"#,
                 "PROBEVISOR-DONE status=ok",
             ]),
         },
