@@ -24,9 +24,12 @@ pub const HYPERVISOR_LEAF: u32 = 0x4000_0000;
 pub const HYPERVISOR_SIGNATURE: &[u8; 12] = b"probevisor\0\0";
 const CPUID1_ECX_VMX: u32 = 1 << 5;
 const CPUID1_ECX_HYPERVISOR: u32 = 1 << 31;
-/// CPUID.(7,0):ECX PKU, OSPKE, CET_SS, PKS; EDX CET_IBT.
-const CPUID7_ECX_UNSWITCHED: u32 = (1 << 3) | (1 << 4) | (1 << 7) | (1 << 31);
-const CPUID7_EDX_CET_IBT: u32 = 1 << 20;
+/// Features whose CR4 bit a guest may not set (vmx::msr::CR4_GUEST_OWNED) are hidden:
+/// CPUID.(7,0):ECX PKU, OSPKE, CET_SS, Key Locker, PKS; EDX UINTR, CET_IBT; CPUID.(7,1):EAX LASS,
+/// FRED, LAM.
+const CPUID7_ECX_UNSWITCHED: u32 = (1 << 3) | (1 << 4) | (1 << 7) | (1 << 23) | (1 << 31);
+const CPUID7_EDX_UNSWITCHED: u32 = (1 << 5) | (1 << 20);
+const CPUID7_1_EAX_UNSWITCHED: u32 = (1 << 6) | (1 << 17) | (1 << 26);
 const XCR0_X87: u64 = 1;
 const XCR0_SSE: u64 = 2;
 const XCR0_AVX: u64 = 4;
@@ -234,9 +237,13 @@ pub fn filtered_cpuid(leaf: u32, subleaf: u32, host: &dyn Fn(u32, u32) -> [u32; 
         out[2] = (out[2] & !CPUID1_ECX_VMX) | CPUID1_ECX_HYPERVISOR;
     }
     if leaf == 7 && subleaf == 0 {
-        // Protection keys and CET: their state is not switched between guests (CR4 refuses them).
+        // Protection keys, CET, Key Locker, UINTR: their state is not switched between guests
+        // (CR4 refuses them).
         out[2] &= !CPUID7_ECX_UNSWITCHED;
-        out[3] &= !CPUID7_EDX_CET_IBT;
+        out[3] &= !CPUID7_EDX_UNSWITCHED;
+    }
+    if leaf == 7 && subleaf == 1 {
+        out[0] &= !CPUID7_1_EAX_UNSWITCHED;
     }
     out
 }

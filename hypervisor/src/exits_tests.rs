@@ -139,13 +139,17 @@ fn cpuid_hides_vmx_and_shows_probevisor() {
     assert_eq!(&sig, b"probevisor\0\0");
     assert_eq!(vcpu.regs.rip, 2);
     assert_eq!(filtered_cpuid(0x4000_0001, 0, &host_cpuid), [0; 4]);
-    assert_eq!(filtered_cpuid(7, 1, &host_cpuid), [7, 1, 2, 3]);
-    // Leaf 7 without protection keys and CET (their state is not switched between guests).
+    assert_eq!(filtered_cpuid(7, 2, &host_cpuid), [7, 1, 2, 3]);
+    // Leaf 7 without the features whose CR4 bit a guest may not set (their state is not switched
+    // between guests): protection keys, CET, Key Locker, UINTR; subleaf 1: LASS, FRED, LAM.
     let all = |_: u32, _: u32| [u32::MAX; 4];
     let leaf7 = filtered_cpuid(7, 0, &all);
     assert_eq!(leaf7[2], !CPUID7_ECX_UNSWITCHED);
-    assert_eq!(leaf7[2] & (1 << 3 | 1 << 4), 0, "PKU, OSPKE");
-    assert_eq!(leaf7[3], !(1 << 20), "CET_IBT");
+    assert_eq!(leaf7[2] & (1 << 3 | 1 << 4 | 1 << 23), 0, "PKU, OSPKE, KL");
+    assert_eq!(leaf7[3], !(1 << 5 | 1 << 20), "UINTR, CET_IBT");
+    let leaf7_1 = filtered_cpuid(7, 1, &all);
+    assert_eq!(leaf7_1[0], !(1 << 6 | 1 << 17 | 1 << 26), "LASS, FRED, LAM");
+    assert_eq!(leaf7_1[1..], [u32::MAX; 3]);
 }
 
 #[test]

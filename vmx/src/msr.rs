@@ -81,7 +81,27 @@ pub const EFER_LMA: u64 = 1 << 10;
 pub const EFER_NXE: u64 = 1 << 11;
 /// CR4.VMXE: VMX enable.
 pub const CR4_VMXE: u64 = 1 << 13;
-/// CR4 bits whose state neither the VMCS nor the hypervisor's XSAVE area switches between guests:
-/// protection keys (PKE: the PKRU register; PKS), control-flow enforcement (CET). A guest that sets
-/// one exits (they sit in the CR4 guest/host mask with a shadow of 0) and is stopped.
-pub const CR4_UNSWITCHED: u64 = (1 << 22) | (1 << 23) | (1 << 24);
+/// CR4 bits a guest may change: those whose effect is the guest's own (its page tables, its
+/// SIMD state kept in the hypervisor's XSAVE area, FS/GS base in the VMCS or VMCB): TSD, DE, PSE,
+/// PAE, PGE, PCE, OSFXSR, OSXMMEXCPT, UMIP, FSGSBASE, PCIDE, OSXSAVE, SMEP, SMAP. An allow-list, not
+/// a deny-list: every other bit, known today (VME, PVI, MCE, LA57, VMXE, SMXE, Key Locker's KL, PKE,
+/// CET, PKS, UINTR, LASS, LAM, FRED: state no one switches between guests, such as the Key Locker
+/// wrapping key, PKRU's use or the user-interrupt flag) or defined later, is the host's: under VT-x it
+/// sits in the CR4 guest/host mask (a change exits and stops the guest), under SVM a guest found
+/// with one set after an exit is stopped.
+pub const CR4_GUEST_OWNED: u64 = (1 << 2)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 7)
+    | (1 << 8)
+    | (1 << 9)
+    | (1 << 10)
+    | (1 << 11)
+    | (1 << 16)
+    | (1 << 17)
+    | (1 << 18)
+    | (1 << 20)
+    | (1 << 21);
+/// CR4 bits outside [`CR4_GUEST_OWNED`].
+pub const CR4_HOST_OWNED: u64 = !CR4_GUEST_OWNED;

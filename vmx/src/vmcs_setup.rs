@@ -368,11 +368,8 @@ pub fn write_long_mode_guest<H: VmxHardware + ?Sized>(
     wn(hw, f::GUEST_CR4, crs.cr4)?;
     wn(hw, f::CR0_GUEST_HOST_MASK, cr0_fixed0)?;
     wn(hw, f::CR0_READ_SHADOW, crs.cr0)?;
-    wn(
-        hw,
-        f::CR4_GUEST_HOST_MASK,
-        msr::CR4_VMXE | msr::CR4_UNSWITCHED,
-    )?;
+    // Every bit but the guest's own (an allow-list): a change of any other exits.
+    wn(hw, f::CR4_GUEST_HOST_MASK, msr::CR4_HOST_OWNED)?;
     wn(hw, f::CR4_READ_SHADOW, crs.cr4_shadow)?;
     wn(hw, f::GUEST_DR7, 0x400)?;
     wn(hw, f::GUEST_RSP, guest.rsp)?;

@@ -122,12 +122,16 @@ fn long_mode_guest_state_is_written() {
     assert_eq!(hw.field(f::VMCS_LINK_POINTER.encoding()), Some(u64::MAX));
     assert_eq!(hw.field(f::GUEST_GDTR_LIMIT.encoding()), Some(0x1F));
     assert_eq!(hw.field(f::CR4_READ_SHADOW.encoding()), Some(0x20));
-    // Protection keys and CET are the guest's to set only through an exit (then it is stopped).
+    // Only the allow-listed CR4 bits are the guest's: VMXE, protection keys, CET, Key Locker
+    // (19), UINTR (25), FRED (32) and any bit not yet defined change only through an exit.
     let mask = hw.field(f::CR4_GUEST_HOST_MASK.encoding()).unwrap();
-    assert_eq!(
-        mask & (msr::CR4_VMXE | msr::CR4_UNSWITCHED),
-        msr::CR4_VMXE | msr::CR4_UNSWITCHED
-    );
+    assert_eq!(mask, !msr::CR4_GUEST_OWNED);
+    for bit in [0, 1, 6, 12, 13, 14, 19, 22, 23, 24, 25, 27, 28, 32, 63] {
+        assert_ne!(mask & (1u64 << bit), 0, "CR4 bit {bit}");
+    }
+    for bit in [5, 9, 10, 16, 17, 18, 20, 21] {
+        assert_eq!(mask & (1u64 << bit), 0, "CR4 bit {bit}");
+    }
     let efer = hw.field(f::GUEST_IA32_EFER.encoding()).unwrap();
     assert_eq!(
         efer & (msr::EFER_LME | msr::EFER_LMA),

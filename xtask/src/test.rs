@@ -66,7 +66,7 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "[guest test-cr2-a] 0000000000000000 .000000001234ABCD",
                 "[guest test-cr2-b] 0000000000000000 .000000001234ABCD",
                 "probevisor: guest test-dr0 stopped: unexpected exit: exit reason 48",
-                "probevisor: guest test-pkru stopped: unexpected exit: exit reason 123 (CR4 protection keys",
+                "probevisor: guest test-pkru stopped: unexpected exit: exit reason 123 (CR4 bit outside the guest's allow-list",
                 "probevisor: guest test-mwait stopped: unexpected exit: exit reason 138 (VMEXIT_MONITOR)",
                 "PROBEVISOR-DONE status=ok",
             ]),
@@ -77,7 +77,7 @@ pub fn boot_tests() -> Vec<BootTest> {
         // one instruction late).
         BootTest {
             name: "qemu-tcg-svm-guests-modes",
-            cmdline: "testguests=compat,cpl3,cpuid,tf-step,db-window,pkru-a,pkru-b",
+            cmdline: "testguests=compat,cpl3,cpuid,tf-step,db-window,pkru-a,pkru-b,cr4-vme",
             emulator: Emulator::qemu_tcg(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -93,6 +93,8 @@ pub fn boot_tests() -> Vec<BootTest> {
                 // starts with its own (pkru-b printed pkru-a's 5A5A5A5A before PKRU was switched).
                 "[guest test-pkru-a] 0000000000000000",
                 "[guest test-pkru-b] 0000000000000000",
+                // CR4 is an allow-list: VME (like Key Locker, UINTR, FRED) stops the guest.
+                "probevisor: guest test-cr4-vme stopped: unexpected exit: exit reason 123 (CR4 bit outside the guest's allow-list",
                 "PROBEVISOR-DONE status=ok",
             ]),
         },
@@ -136,7 +138,7 @@ pub fn boot_tests() -> Vec<BootTest> {
         // base, a guest that turns AVX off after using it; each stops alone, the run ends ok.
         BootTest {
             name: "bochs-guests-builtin",
-            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,cr8,pkru,mwait,spin,compat,cpl3,tf-step,db-window,pkru-a",
+            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,cr8,pkru,mwait,spin,compat,cpl3,tf-step,db-window,pkru-a,cr4-vme",
             emulator: Emulator::bochs(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -164,6 +166,7 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "[guest test-tf-step] Y",
                 "probevisor: guest test-db-window stopped: memory violation: write at guest-physical 0xfeb00008",
                 "probevisor: guest test-pkru-a stopped: unexpected exit: exit reason 28",
+                "probevisor: guest test-cr4-vme stopped: unexpected exit: exit reason 28",
                 // A stop the guest did not choose is an audit record.
                 r#""agent":"test-msr","tool":"guest_stopped","args":{"detail":"triple fault"}"#,
                 r#""agent":"test-compat","tool":"tool_device","args":{"detail":"tool device access from compatibility mode"}"#,

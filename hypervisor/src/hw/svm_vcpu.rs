@@ -312,13 +312,13 @@ impl Vcpu for SvmVcpu {
                     name: "XCR0 set outside the allow-list without an XSETBV exit",
                 });
             }
-            // CR4 is the guest's under SVM (no write intercept): protection keys and CET have
-            // state (PKRU, shadow-stack registers) nothing here switches between guests, so a
-            // guest that turned one on is stopped at its next exit.
-            if self.vmcb.get64(save::CR4) & vmx::msr::CR4_UNSWITCHED != 0 {
+            // CR4 is the guest's under SVM (no write intercept): a bit outside the allow-list
+            // (protection keys, CET, ...: state nothing here switches between guests) found set
+            // at an exit stops the guest.
+            if self.vmcb.get64(save::CR4) & vmx::msr::CR4_HOST_OWNED != 0 {
                 return Ok(VmExit::Other {
                     reason: raw_code as u32,
-                    name: "CR4 protection keys or CET turned on (not switched between guests)",
+                    name: "CR4 bit outside the guest's allow-list (protection keys, CET, ...)",
                 });
             }
             if ExitCode::from_raw(raw_code) == ExitCode::Exception(UD_VECTOR) {
