@@ -100,7 +100,8 @@ pub const GUEST_EFER: u64 = EFER_LME | EFER_LMA | EFER_NXE | EFER_SVME;
 /// address (another guest's memory, the hypervisor's code), CLGI masks the time-slice interrupt for
 /// good, INVLPGA flushes other guests' ASIDs, INVD drops the host's dirty cache lines; MWAIT into a
 /// deep C-state could keep the CPU past the slice timer, RDPMC reads the host's counters, RDTSCP
-/// the host's TSC_AUX (VT-x leaves RDTSCP disabled: #UD), WBINVD flushes the caches everyone shares.
+/// the host's TSC_AUX (VT-x leaves RDTSCP and RDPID disabled: #UD; RDPID cannot be intercepted here,
+/// so the hypervisor sets TSC_AUX to 0 at bring-up), WBINVD flushes the caches everyone shares.
 /// Each of them exits (and the guest is stopped).
 pub const ALWAYS_INTERCEPTED: [Intercept; 13] = [
     Intercept::MONITOR,

@@ -17,6 +17,12 @@ use svm::hw::real::RealSvm;
 use svm::hw::{enable_svm, SvmHardware};
 use svm::msr::{EFER, EFER_SVME, VM_CR};
 
+/// IA32_TSC_AUX (read by RDTSCP and RDPID).
+const IA32_TSC_AUX: u32 = 0xC000_0103;
+/// CPUID.8000_0001h:EDX\[27\] RDTSCP; CPUID.(7,0):ECX\[22\] RDPID.
+const CPUID_EXT1_EDX_RDTSCP: u32 = 1 << 27;
+const CPUID7_ECX_RDPID: u32 = 1 << 22;
+
 const PAGE: Layout = match Layout::from_size_align(4096, 4096) {
     Ok(l) => l,
     Err(_) => panic!("4096/4096 is a valid layout"),
@@ -90,6 +96,13 @@ pub fn run(
     line(format_args!(
         "probevisor: SVM ok (EFER.SVME set, VM_HSAVE_PA {hsave:#x})"
     ));
+    // RDPID reads IA32_TSC_AUX and no SVM intercept catches it (RDTSCP's does): the value guests
+    // can read is 0, not whatever the firmware left there (often the CPU number).
+    let ext = core::arch::x86_64::__cpuid(0x8000_0001).edx;
+    let leaf7 = core::arch::x86_64::__cpuid_count(7, 0).ecx;
+    if ext & CPUID_EXT1_EDX_RDTSCP != 0 || leaf7 & CPUID7_ECX_RDPID != 0 {
+        hw.wrmsr(IA32_TSC_AUX, 0);
+    }
     line(format_args!("{caps}"));
     if !agents.is_empty() {
         let slice = match SliceTimer::start(features.physical_address_bits) {
