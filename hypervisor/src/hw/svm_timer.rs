@@ -5,8 +5,9 @@
 //! The hypervisor otherwise runs with interrupts off. Only around VMRUN are they on: the entry code clears
 //! GIF before VMRUN, so the host IF saved by VMRUN is 1 (physical interrupts exit the guest), and after
 //! #VMEXIT it sets GIF again, which delivers the pending tick to the host; its handler only writes the EOI.
-//! A tick that comes while the hypervisor works (interrupts off) stays pending and ends the next slice at
-//! once. The legacy PICs are masked, so the tick is the only interrupt source.
+//! A tick that comes while the hypervisor works (interrupts off) stays pending and is taken by the host at
+//! the STI before the next VMRUN, so that slice runs to the next tick: each slice is still bounded by the
+//! tick period. The legacy PICs are masked, so the tick is the only interrupt source.
 //!
 //! The IDT of `hw::idt` has the 32 exception gates only; [`SliceTimer::start`] loads a copy of it with
 //! two more gates: the tick (vector 32) and the APIC spurious vector (47).
