@@ -16,10 +16,9 @@ fn staged(name: &[u8], args: &[u8]) -> Vec<u8> {
     mem
 }
 
-/// The tool call staged in `mem`, with a service that refuses every call with `reason`.
-fn call(mem: &mut [u8], log: &mut Lines, reason: &str) -> HypercallResult {
+/// The tool call staged in `mem` (request at 0x8000), from guest `g`, handled by `services`.
+fn tool_call(mem: &mut [u8], log: &mut Lines, services: &mut dyn ToolService) -> HypercallResult {
     let mut guest = GuestState::new("g");
-    let mut services = crate::host_services::fail_closed(reason, || 0);
     handle(
         Kind::ToolCall as u64,
         0x8000,
@@ -27,7 +26,16 @@ fn call(mem: &mut [u8], log: &mut Lines, reason: &str) -> HypercallResult {
         mem,
         &mut guest,
         log,
-        &mut services,
+        services,
+    )
+}
+
+/// The tool call staged in `mem`, with a service that refuses every call with `reason`.
+fn call(mem: &mut [u8], log: &mut Lines, reason: &str) -> HypercallResult {
+    tool_call(
+        mem,
+        log,
+        &mut crate::host_services::fail_closed(reason, || 0),
     )
 }
 
@@ -88,17 +96,7 @@ impl ToolService for Answers {
 
 /// The tool call staged in `mem` (result buffer 0xC000, 256 bytes), answered with `outcome`.
 fn answered(mem: &mut [u8], log: &mut Lines, outcome: ToolOutcome) -> Response {
-    let mut guest = GuestState::new("g");
-    let mut services = Answers { outcome };
-    let result = handle(
-        Kind::ToolCall as u64,
-        0x8000,
-        Transport::Hypercall,
-        mem,
-        &mut guest,
-        log,
-        &mut services,
-    );
+    let result = tool_call(mem, log, &mut Answers { outcome });
     let HypercallResult::Reply(response) = result else {
         panic!("a tool call stopped the guest: {result:?}")
     };
