@@ -30,6 +30,13 @@ const CPUID1_ECX_HYPERVISOR: u32 = 1 << 31;
 const CPUID7_ECX_UNSWITCHED: u32 = (1 << 3) | (1 << 4) | (1 << 7) | (1 << 23) | (1 << 31);
 const CPUID7_EDX_UNSWITCHED: u32 = (1 << 5) | (1 << 20);
 const CPUID7_1_EAX_UNSWITCHED: u32 = (1 << 6) | (1 << 17) | (1 << 26);
+/// Instructions a guest cannot use here (VT-x leaves them disabled: #UD; SVM stops a guest at
+/// RDTSCP), hidden so that a guest's CPUID does not promise them: CPUID.(7,0):EBX INVPCID, ECX
+/// WAITPKG and RDPID; CPUID.8000_0001h:EDX RDTSCP; CPUID.(0Dh,1):EAX XSAVES.
+const CPUID7_EBX_UNUSABLE: u32 = 1 << 10;
+const CPUID7_ECX_UNUSABLE: u32 = (1 << 5) | (1 << 22);
+const CPUID_EXT1_EDX_RDTSCP: u32 = 1 << 27;
+const CPUID_D_1_EAX_XSAVES: u32 = 1 << 3;
 const XCR0_X87: u64 = 1;
 const XCR0_SSE: u64 = 2;
 const XCR0_AVX: u64 = 4;
@@ -239,8 +246,15 @@ pub fn filtered_cpuid(leaf: u32, subleaf: u32, host: &dyn Fn(u32, u32) -> [u32; 
     if leaf == 7 && subleaf == 0 {
         // Protection keys, CET, Key Locker, UINTR: their state is not switched between guests
         // (CR4 refuses them).
-        out[2] &= !CPUID7_ECX_UNSWITCHED;
+        out[1] &= !CPUID7_EBX_UNUSABLE;
+        out[2] &= !(CPUID7_ECX_UNSWITCHED | CPUID7_ECX_UNUSABLE);
         out[3] &= !CPUID7_EDX_UNSWITCHED;
+    }
+    if leaf == 0x8000_0001 {
+        out[3] &= !CPUID_EXT1_EDX_RDTSCP;
+    }
+    if leaf == 0xD && subleaf == 1 {
+        out[0] &= !CPUID_D_1_EAX_XSAVES;
     }
     if leaf == 7 && subleaf == 1 {
         out[0] &= !CPUID7_1_EAX_UNSWITCHED;

@@ -144,8 +144,17 @@ fn cpuid_hides_vmx_and_shows_probevisor() {
     // between guests): protection keys, CET, Key Locker, UINTR; subleaf 1: LASS, FRED, LAM.
     let all = |_: u32, _: u32| [u32::MAX; 4];
     let leaf7 = filtered_cpuid(7, 0, &all);
-    assert_eq!(leaf7[2], !CPUID7_ECX_UNSWITCHED);
     assert_eq!(leaf7[2] & (1 << 3 | 1 << 4 | 1 << 23), 0, "PKU, OSPKE, KL");
+    // ... and instructions that #UD or stop the guest here: INVPCID, WAITPKG, RDPID, RDTSCP, XSAVES.
+    assert_eq!(leaf7[1], !(1 << 10), "INVPCID");
+    assert_eq!(leaf7[2], !(CPUID7_ECX_UNSWITCHED | 1 << 5 | 1 << 22));
+    assert_eq!(
+        filtered_cpuid(0x8000_0001, 0, &all)[3],
+        !(1 << 27),
+        "RDTSCP"
+    );
+    assert_eq!(filtered_cpuid(0xD, 1, &all)[0], !(1 << 3), "XSAVES");
+    assert_eq!(filtered_cpuid(0xD, 0, &all), [u32::MAX; 4]);
     assert_eq!(leaf7[3], !(1 << 5 | 1 << 20), "UINTR, CET_IBT");
     let leaf7_1 = filtered_cpuid(7, 1, &all);
     assert_eq!(leaf7_1[0], !(1 << 6 | 1 << 17 | 1 << 26), "LASS, FRED, LAM");

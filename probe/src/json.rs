@@ -102,6 +102,14 @@ pub fn write_number(out: &mut String, n: f64) {
     }
 }
 
+/// Characters written as `\uXXXX` (besides `"`, `\\`, `\n`, `\r`, `\t`): C0 and C1 controls, DEL,
+/// the line and paragraph separators, and the bidirectional marks, embeddings, overrides and
+/// isolates. Guest text lands in audit records and on consoles: escaped, it cannot move a
+/// terminal's cursor or reorder what a reader of the log sees.
+pub fn escaped(c: char) -> bool {
+    matches!(c, '\0'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 pub fn write_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
@@ -111,7 +119,7 @@ pub fn write_string(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+            c if escaped(c) => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => out.push(c),
@@ -456,5 +464,11 @@ mod tests {
     #[test]
     fn control_characters_are_escaped_on_output() {
         assert_eq!(Value::String("a\u{1b}b".into()).to_json(), "\"a\\u001bb\"");
+        // C1 controls (a CSI), the line separator, bidi overrides and isolates: escaped too, and
+        // read back as the same string.
+        let tricky = "x\u{9b}31m\u{2028}\u{202e}evil\u{2066}é";
+        let text = Value::String(tricky.into()).to_json();
+        assert_eq!(text, "\"x\\u009b31m\\u2028\\u202eevil\\u2066é\"");
+        assert_eq!(parse(&text).unwrap(), Value::String(tricky.into()));
     }
 }

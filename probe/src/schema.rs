@@ -64,7 +64,7 @@ fn string_len(s: &str) -> usize {
         .chars()
         .map(|c| match c {
             '"' | '\\' | '\n' | '\r' | '\t' => 2,
-            c if (c as u32) < 0x20 || c == '\u{7f}' => 6,
+            c if crate::json::escaped(c) => 6,
             c => c.len_utf8(),
         })
         .sum::<usize>()
