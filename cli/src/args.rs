@@ -1,6 +1,7 @@
 //! Hand-rolled option parsing: `--name VALUE` options plus positional arguments.
 
 /// Parsed command-line arguments.
+#[derive(Debug)]
 pub struct Args {
     options: Vec<(String, String)>,
     pub positional: Vec<String>,
@@ -24,6 +25,10 @@ impl Args {
                 let v = it
                     .next()
                     .ok_or_else(|| format!("option '{a}' needs a value"))?;
+                // Given twice it would be ambiguous (which --final-hash was meant?): refused.
+                if options.iter().any(|(k, _)| k == a) {
+                    return Err(format!("option '{a}' given twice"));
+                }
                 options.push((a.clone(), v.clone()));
             } else {
                 positional.push(a.clone());
@@ -38,7 +43,6 @@ impl Args {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.options
             .iter()
-            .rev()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
@@ -60,5 +64,31 @@ impl Args {
     /// The positional arguments joined by spaces (the prompt text).
     pub fn text(&self) -> String {
         self.positional.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(words: &[&str]) -> Result<Args, String> {
+        let args: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        Args::parse(&args, &["--final-hash", "--model"])
+    }
+
+    #[test]
+    fn options_positionals_and_refusals() {
+        let a = parse(&["audit.log", "--final-hash", "ab", "-0.5"]).unwrap();
+        assert_eq!(a.get("--final-hash"), Some("ab"));
+        assert_eq!(a.positional, ["audit.log", "-0.5"]);
+        assert!(parse(&["--nope", "x"])
+            .unwrap_err()
+            .contains("unknown option"));
+        assert!(parse(&["--model"]).unwrap_err().contains("needs a value"));
+        let twice = parse(&["--final-hash", "aa", "x", "--final-hash", "bb"]);
+        assert_eq!(
+            twice.err().as_deref(),
+            Some("option '--final-hash' given twice")
+        );
     }
 }
