@@ -145,7 +145,7 @@ pub fn probe(raw: &[String]) -> Result<(), String> {
         let report = audit::verify(&existing, None)
             .map_err(|e| format!("existing audit log '{file}' is bad: {e}"))?;
         let mut chain = AuditChain::resume(report.records, report.final_hash);
-        let mut line = chain.record(now_ms, &agent, &action, &d, &pipeline.model_digest());
+        let mut line = chain.record(now_ms, &agent, &action, &d, &pipeline.provenance());
         // A last record without its line end (verify accepts one) must not be glued to the new one.
         if existing.last().is_some_and(|&b| b != b'\n') {
             line.insert(0, '\n');

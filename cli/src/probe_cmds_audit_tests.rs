@@ -18,7 +18,7 @@ fn log_of(n: usize) -> (String, [u8; 32]) {
             score: None,
             layers: Vec::new(),
         };
-        log.push_str(&chain.record(i as u64, "g", &Action::text("t"), &d, &[7; 32]));
+        log.push_str(&chain.record(i as u64, "g", &Action::text("t"), &d, &Default::default()));
     }
     (log, chain.head())
 }

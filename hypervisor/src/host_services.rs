@@ -19,7 +19,7 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
-use probe::audit::{hex, AuditChain};
+use probe::audit::{hex, AuditChain, Provenance};
 use probe::json::Value;
 use probe::pipeline::{Layer, LayerOutcome, Status};
 use probe::{Action, Decision, LogitModel, Pipeline, Verdict};
@@ -174,7 +174,15 @@ impl<'m, M: LogitModel> GovernedServices<'m, M> {
         d: &Decision,
         log: &mut dyn LogSink,
     ) {
-        let record = self.chain.record(now, guest, action, d, &self.model_digest);
+        // The policy that decided (zeros when none loaded: every call is then refused).
+        let provenance = Provenance {
+            model: self.model_digest,
+            policy: self
+                .pipeline
+                .as_ref()
+                .map_or([0; 32], |p| p.policy().digest),
+        };
+        let record = self.chain.record(now, guest, action, d, &provenance);
         log.line(format_args!("AUDIT {}", record.trim_end()));
     }
 

@@ -77,6 +77,11 @@ fn tiny_model_gate_allows_benign_and_records_real_probabilities() {
         field(&record, "model").as_str(),
         Some(hex(&digest).as_str())
     );
+    // ... and the policy that decided, by the digest of its text.
+    assert_eq!(
+        field(&record, "policy").as_str(),
+        Some(hex(blake3::hash(TINY_POLICY.as_bytes()).as_bytes()).as_str())
+    );
     assert!(matches!(field(&record, "p_dangerous"), Value::Number(p) if *p > 0.0 && *p < 1.0));
     let write = call(
         "write_file",

@@ -11,6 +11,13 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt;
 
+/// What decided: the blake3 digests of the model's file and of the policy's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Provenance {
+    pub model: [u8; 32],
+    pub policy: [u8; 32],
+}
+
 /// Arguments whose JSON is longer than this are logged as their blake3 digest and size.
 pub const DEFAULT_ARGS_DIGEST_ABOVE: usize = 4096;
 const HASH_TAG: &str = ",\"hash\":\"";
@@ -61,14 +68,15 @@ impl AuditChain {
         self.next_seq == 0
     }
 
-    /// Build the record of one decision and return its line (ending in `\n`).
+    /// Build the record of one decision and return its line (ending in `\n`). `provenance` names
+    /// the model and the policy that decided.
     pub fn record(
         &mut self,
         time_ms: u64,
         agent: &str,
         action: &Action,
         decision: &Decision,
-        model_digest: &[u8; 32],
+        provenance: &Provenance,
     ) -> String {
         let mut s = String::with_capacity(512);
         s.push_str("{\"seq\":");
@@ -131,7 +139,9 @@ impl AuditChain {
         s.push_str("\",\"reason\":");
         write_string(&mut s, &decision.reason);
         s.push_str(",\"model\":\"");
-        s.push_str(&hex(model_digest));
+        s.push_str(&hex(&provenance.model));
+        s.push_str("\",\"policy\":\"");
+        s.push_str(&hex(&provenance.policy));
         s.push_str("\",\"prev\":\"");
         s.push_str(&hex(&self.head));
         s.push('"');

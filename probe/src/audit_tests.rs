@@ -7,6 +7,39 @@ use crate::policy::Policy;
 use crate::LogitModel;
 use alloc::vec::Vec;
 
+/// The mock model's digest and a stand-in policy digest.
+fn provenance(m: &MockModel) -> Provenance {
+    Provenance {
+        model: m.model_digest(),
+        policy: [0x5c; 32],
+    }
+}
+
+#[test]
+fn a_record_names_the_model_and_the_policy() {
+    let m = MockModel::new();
+    let line = AuditChain::new().record(
+        0,
+        "a",
+        &Action::text("t"),
+        &decision(None, None),
+        &provenance(&m),
+    );
+    let v = parse(line.trim_end()).unwrap();
+    assert_eq!(
+        v.get("model").and_then(Value::as_str),
+        Some(hex(&m.model_digest()).as_str())
+    );
+    assert_eq!(
+        v.get("policy").and_then(Value::as_str),
+        Some(hex(&[0x5c; 32]).as_str())
+    );
+    // The policy's digest is its text's, as loaded.
+    let text = include_str!("../../policies/default.toml");
+    let policy = Policy::parse(text).unwrap();
+    assert_eq!(policy.digest, *blake3::hash(text.as_bytes()).as_bytes());
+}
+
 fn log_of(n: usize) -> (String, [u8; 32]) {
     let m = MockModel::new();
     let policy = Policy::parse(include_str!("../../policies/default.toml")).unwrap();
@@ -29,7 +62,7 @@ fn log_of(n: usize) -> (String, [u8; 32]) {
             Action::new("run_command", parse(r#"{"cmd":"sudo rm -rf /"}"#).unwrap())
         };
         let d = p.decide(&a, "builder", i as u64 * 1000);
-        log.push_str(&chain.record(i as u64 * 1000, "builder", &a, &d, &m.model_digest()));
+        log.push_str(&chain.record(i as u64 * 1000, "builder", &a, &d, &provenance(&m)));
     }
     (log, chain.head())
 }
@@ -132,7 +165,7 @@ fn inserted_records_are_found() {
             score: None,
             layers: Vec::new(),
         };
-        (chain.record(5, "evil", &a, &d, &m.model_digest()), ())
+        (chain.record(5, "evil", &a, &d, &provenance(&m)), ())
     };
     let mut tampered = l.clone();
     tampered.insert(2, forged.trim_end().to_string());
@@ -155,7 +188,7 @@ fn inserted_records_are_found() {
         };
         let mut last = String::new();
         for _ in 0..3 {
-            last = c.record(0, "other", &Action::text("z"), &d, &m.model_digest());
+            last = c.record(0, "other", &Action::text("z"), &d, &provenance(&m));
         }
         last
     };
@@ -232,7 +265,7 @@ fn large_args_are_logged_as_digest() {
         score: None,
         layers: Vec::new(),
     };
-    let line = chain.record(1, "a", &a, &d, &m.model_digest());
+    let line = chain.record(1, "a", &a, &d, &provenance(&m));
     let v = parse(&line).unwrap();
     assert!(v.get("args").is_none());
     assert_eq!(
@@ -316,7 +349,7 @@ fn non_finite_probabilities_are_written_as_null() {
         "a",
         &Action::text("t"),
         &decision(Some(f32::NAN), Some(score)),
-        &m.model_digest(),
+        &provenance(&m),
     );
     assert!(
         line.contains("\"raw\":[null,0.5],\"calibrated\":[null,null],\"alpha\":1}"),
@@ -330,7 +363,7 @@ fn non_finite_probabilities_are_written_as_null() {
         "a",
         &Action::text("t"),
         &decision(Some(0.1), None),
-        &m.model_digest(),
+        &provenance(&m),
     );
     assert!(
         line.contains("\"p_dangerous\":0.1,\"p_injection\":0.1,"),
@@ -381,7 +414,7 @@ fn guest_text_stays_inside_its_record() {
             &fake,
             &Action::new(&tool, args.clone()),
             &d,
-            &m.model_digest(),
+            &provenance(&m),
         ));
     }
     assert_eq!(log.lines().count(), 2);
@@ -407,7 +440,7 @@ fn huge_lines_and_deep_nesting_fail_or_pass_cleanly() {
         "a",
         &Action::new("text", big),
         &decision(None, None),
-        &m.model_digest(),
+        &provenance(&m),
     );
     assert!(line.len() > 4 << 20);
     assert!(verify(line.as_bytes(), Some(chain.head())).is_ok());
@@ -436,7 +469,7 @@ fn huge_lines_and_deep_nesting_fail_or_pass_cleanly() {
         "a",
         &call(depth).unwrap(),
         &decision(None, None),
-        &m.model_digest(),
+        &provenance(&m),
     );
     assert!(verify(line.as_bytes(), Some(chain.head())).is_ok());
 }

@@ -205,6 +205,13 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
     pub fn model_digest(&self) -> [u8; 32] {
         self.model_digest
     }
+    /// The model's and the policy's digests, as audit records name them.
+    pub fn provenance(&self) -> crate::audit::Provenance {
+        crate::audit::Provenance {
+            model: self.model_digest,
+            policy: self.policy.digest,
+        }
+    }
     /// Override alpha and threshold for every tool and tier, free text included (the CLI's `--alpha`).
     /// The injection check keeps its own alpha and threshold.
     pub fn set_gate_defaults(&mut self, alpha: Option<f32>, threshold: Option<f32>) {

@@ -348,7 +348,8 @@ fn the_injection_check_denies_what_the_gate_allows_and_is_audited() {
     assert!(p_inj >= 0.6 && d.p_dangerous.unwrap() < 0.5, "{d:?}");
     assert!(d.reason.contains(">= threshold 0.6"), "{}", d.reason);
     let action = act("t", r#"{"a":"list the docs"}"#);
-    let record = crate::audit::AuditChain::new().record(0, "agent", &action, &d, &[0; 32]);
+    let record =
+        crate::audit::AuditChain::new().record(0, "agent", &action, &d, &Default::default());
     assert!(
         record.contains(&alloc::format!("\"p_injection\":{p_inj}")),
         "{record}"

@@ -230,6 +230,8 @@ pub struct Policy {
     pub tiers: BTreeMap<String, TierSpec>,
     pub agents: BTreeMap<String, String>,
     pub rules: Vec<Rule>,
+    /// blake3 of the policy's text as loaded: every audit record names the policy that decided.
+    pub digest: [u8; 32],
 }
 
 impl Policy {
@@ -238,7 +240,9 @@ impl Policy {
             line: e.line,
             reason: e.reason,
         })?;
-        Loader { doc: &doc }.load()
+        let mut policy = Loader { doc: &doc }.load()?;
+        policy.digest = *blake3::hash(text.as_bytes()).as_bytes();
+        Ok(policy)
     }
 
     /// The tier of an agent (its own entry, else the default tier).
@@ -469,6 +473,7 @@ impl Loader<'_> {
             tools,
             tiers,
             agents,
+            digest: [0; 32],
         })
     }
 }

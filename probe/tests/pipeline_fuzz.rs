@@ -161,7 +161,7 @@ fn run(iterations: usize, seed: u64) {
         let agent = ["builder", "assistant", "nobody"][i % 3];
         let now = i as u64 * 60_000;
         let decision = pipeline.decide(&action, agent, now);
-        log.push_str(&chain.record(now, agent, &action, &decision, &[0; 32]));
+        log.push_str(&chain.record(now, agent, &action, &decision, &Default::default()));
     }
     eprintln!("{parsed} parsed, {actions} actions of {iterations}");
     let report = verify(log.as_bytes(), Some(chain.head())).unwrap();

@@ -432,6 +432,20 @@ pub fn judge(
             }
         }
     }
+    // Every record names the policy that decided: the blake3 of the policy file booted.
+    match prepared.file_digest(&scenario.policy) {
+        Ok(policy) => {
+            let needle = format!(r#""policy":"{policy}""#);
+            if let Some(bad) = records.iter().find(|r| !r.contains(&needle)) {
+                verdict.failures.push(format!(
+                    "an AUDIT record does not name the policy {policy}: {bad}"
+                ));
+            }
+        }
+        Err(e) => verdict
+            .failures
+            .push(format!("cannot digest the policy file: {e}")),
+    }
     let guest_digest = log.lines().find_map(|l| l.strip_prefix("logits-digest "));
     if guest_digest.map(str::trim) != Some(prepared.host_digest.as_str()) {
         verdict.failures.push(format!(
