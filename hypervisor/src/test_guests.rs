@@ -36,7 +36,8 @@
 //! - `cpl3`: drops to CPL 3 (its pages made user-accessible) and makes a console hypercall, then a
 //!   port write: each is a #GP (no IDT: triple fault); nothing is printed.
 //! - `pkru-a`, `pkru-b`: PKRU set with CR4.PKE turned off again before any exit
-//!   (test_guests_cpu_state.rs); `cr4-vme`: a CR4 bit outside the guest's allow-list (there too).
+//!   (test_guests_cpu_state.rs); `cr4-vme`: a CR4 bit outside the guest's allow-list;
+//!   `mxcsr-keep`: MXCSR kept across an exit (there too).
 //! - `tf-step`: single-step across an emulated CPUID; `db-window`: a #DB whose frame is pushed into
 //!   the tool device window (test_guests_step.rs).
 //! - `misbehave`: a `write_file` tool call (denied by the policy's tier), a tool call whose request
@@ -399,6 +400,7 @@ pub fn code(name: &str) -> Option<Vec<u8>> {
         "vmload" => Some(VMLOAD_GUEST.to_vec()),
         "pkru-a" | "pkru-b" => Some(crate::test_guests_cpu_state::PKRU_PAIR_GUEST.to_vec()),
         "cr4-vme" => Some(crate::test_guests_cpu_state::CR4_VME_GUEST.to_vec()),
+        "mxcsr-keep" => Some(crate::test_guests_cpu_state::MXCSR_KEEP_GUEST.to_vec()),
         "tf-step" => Some(crate::test_guests_step::TF_STEP_GUEST.to_vec()),
         "db-window" => Some(crate::test_guests_step::DB_WINDOW_GUEST.to_vec()),
         "misbehave" => Some(misbehave_code()),

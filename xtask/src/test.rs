@@ -77,7 +77,7 @@ pub fn boot_tests() -> Vec<BootTest> {
         // one instruction late).
         BootTest {
             name: "qemu-tcg-svm-guests-modes",
-            cmdline: "testguests=compat,cpl3,cpuid,tf-step,db-window,pkru-a,pkru-b,cr4-vme",
+            cmdline: "testguests=compat,cpl3,cpuid,tf-step,db-window,pkru-a,pkru-b,cr4-vme,mxcsr-keep",
             emulator: Emulator::qemu_tcg(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -95,19 +95,25 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "[guest test-pkru-b] 0000000000000000",
                 // CR4 is an allow-list: VME (like Key Locker, UINTR, FRED) stops the guest.
                 "probevisor: guest test-cr4-vme stopped: unexpected exit: exit reason 123 (CR4 bit outside the guest's allow-list",
+                "[guest test-mxcsr-keep] .0000000000007F80",
                 "PROBEVISOR-DONE status=ok",
             ]),
         },
-        // Without XSAVE nothing would keep the guests' SIMD registers apart: no guest is started
-        // (they had run, sharing x87/SSE state and MXCSR).
+        // Without XSAVE the guests' SIMD registers are kept apart with FXSAVE/FXRSTOR: each guest
+        // starts with the default MXCSR and keeps its own (they had passed from guest to guest).
         BootTest {
             name: "qemu-tcg-svm-no-xsave",
-            cmdline: "testguests=cpuid",
+            cmdline: "testguests=mxcsr-a,mxcsr-b,mxcsr-keep,cpuid",
             emulator: Emulator::qemu_tcg_cpu("max,-xsave"),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
                 "probevisor: backend AMD SVM",
-                "guest test-cpuid not started: the CPU has no XSAVE",
+                "simd: sse on, xcr0=None",
+                "[guest test-mxcsr-a] 0000000000001F80 0000000000007F80",
+                "[guest test-mxcsr-b] 0000000000001F80 0000000000007F80",
+                // Its own MXCSR back after an exit (it read the host's 1F80 before FXSAVE).
+                "[guest test-mxcsr-keep] .0000000000007F80",
+                "[guest test-cpuid] probevisor",
                 "PROBEVISOR-DONE status=ok",
             ]),
         },
@@ -138,7 +144,7 @@ pub fn boot_tests() -> Vec<BootTest> {
         // base, a guest that turns AVX off after using it; each stops alone, the run ends ok.
         BootTest {
             name: "bochs-guests-builtin",
-            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,cr8,pkru,mwait,spin,compat,cpl3,tf-step,db-window,pkru-a,cr4-vme",
+            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,cr8,pkru,mwait,spin,compat,cpl3,tf-step,db-window,pkru-a,cr4-vme,mxcsr-keep",
             emulator: Emulator::bochs(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -167,6 +173,7 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "probevisor: guest test-db-window stopped: memory violation: write at guest-physical 0xfeb00008",
                 "probevisor: guest test-pkru-a stopped: unexpected exit: exit reason 28",
                 "probevisor: guest test-cr4-vme stopped: unexpected exit: exit reason 28",
+                "[guest test-mxcsr-keep] .0000000000007F80",
                 // A stop the guest did not choose is an audit record.
                 r#""agent":"test-msr","tool":"guest_stopped","args":{"detail":"triple fault"}"#,
                 r#""agent":"test-compat","tool":"tool_device","args":{"detail":"tool device access from compatibility mode"}"#,

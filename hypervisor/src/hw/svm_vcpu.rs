@@ -94,7 +94,7 @@ impl SvmVcpu {
         ram_size: usize,
         load: impl FnOnce(&mut [u8]) -> Result<u64, String>,
     ) -> Result<Self, String> {
-        isolation_prerequisites(platform.slice.is_some(), platform.host_xcr0)?;
+        isolation_prerequisites(platform.slice.is_some())?;
         let GuestRam {
             ram,
             host_base: base,
@@ -199,7 +199,7 @@ impl SvmVcpu {
             reinject: None,
             nrip_save: platform.features.nrip_save(),
             slice: platform.slice,
-            xstate: GuestXstate::new(platform.host_xcr0),
+            xstate: Some(GuestXstate::new(platform.host_xcr0)),
             guest_xcr0: 1,
             xcr0_allowed: platform.host_xcr0.unwrap_or(1),
         })
@@ -213,7 +213,7 @@ impl SvmVcpu {
     ///
     /// Returns false when the XCR0 the guest set is outside the allow-list (the guest is then stopped).
     fn track_xcr0(&mut self) -> bool {
-        let Some(x) = self.xstate.as_mut() else {
+        let Some(x) = self.xstate.as_mut().filter(|x| x.uses_xsave()) else {
             return true;
         };
         let actual = xgetbv0();

@@ -93,7 +93,7 @@ impl VmxVcpu {
     ) -> Result<Self, String> {
         let timer =
             platform.slice.is_some() && platform.caps.pin_based.can_set(pin::PREEMPTION_TIMER);
-        isolation_prerequisites(timer, platform.host_xcr0)?;
+        isolation_prerequisites(timer)?;
         let GuestRam {
             ram,
             host_base: base,
@@ -212,7 +212,7 @@ impl VmxVcpu {
                 .slice
                 .filter(|_| written.pin & pin::PREEMPTION_TIMER != 0),
             save_timer,
-            xstate: GuestXstate::new(platform.host_xcr0),
+            xstate: Some(GuestXstate::new(platform.host_xcr0)),
             kernel_gs_base: 0,
             cr2: 0,
             fixed: FixedCrs {

@@ -2,7 +2,9 @@
 //! restored just before each entry and saved right after each exit, both under the host's XCR0, with
 //! the guest's XCR0 in force only while it runs; then the host's control state is loaded. So the
 //! hypervisor's own SIMD code never sees or clobbers guest state, never runs with a guest's MXCSR,
-//! and a guest never sees host register contents or another guest's.
+//! and a guest never sees host register contents or another guest's. On a CPU without XSAVE (older
+//! ones with VT-x and EPT, or SVM and nested paging) the same is done with FXSAVE/FXRSTOR, which every
+//! x86_64 CPU has: x87, SSE and MXCSR are all such a CPU holds.
 
 use alloc::boxed::Box;
 
@@ -48,7 +50,8 @@ const DEFAULT_MXCSR: u32 = 0x1F80;
 pub struct GuestXstate {
     area: Box<Area>,
     guest_xcr0: u64,
-    host_xcr0: u64,
+    /// The host's XCR0; None without XSAVE (FXSAVE/FXRSTOR then).
+    host_xcr0: Option<u64>,
     /// The components saved and restored: every one the host enables that lies inside the area,
     /// whatever the guest's XCR0 (a guest uses SSE registers and MXCSR with XCR0 = x87 only).
     allowed: u64,
@@ -64,22 +67,26 @@ fn xsetbv(value: u64) {
 }
 
 impl GuestXstate {
-    /// `host_xcr0`: the XCR0 the hypervisor runs with (None when XSAVE is off: then nothing is switched).
+    /// `host_xcr0`: the XCR0 the hypervisor runs with (None when XSAVE is off: FXSAVE/FXRSTOR then).
     /// The guest starts with the default x87 control word and MXCSR and zeroed registers.
-    pub fn new(host_xcr0: Option<u64>) -> Option<Self> {
-        let host_xcr0 = host_xcr0?;
+    pub fn new(host_xcr0: Option<u64>) -> Self {
         let mut area = Box::new(Area([0; AREA_SIZE]));
         area.0[FCW..FCW + 2].copy_from_slice(&DEFAULT_FCW.to_le_bytes());
         area.0[MXCSR..MXCSR + 4].copy_from_slice(&DEFAULT_MXCSR.to_le_bytes());
-        let allowed = host_xcr0 & components_inside_area(host_xcr0);
+        let allowed = host_xcr0.map_or(0, |x| x & components_inside_area(x));
         // x87 and SSE as stored here (the rest in their initial state).
         area.0[XSTATE_BV..XSTATE_BV + 8].copy_from_slice(&(allowed & 0b11).to_le_bytes());
-        Some(Self {
+        Self {
             area,
             guest_xcr0: 1,
             host_xcr0,
             allowed,
-        })
+        }
+    }
+
+    /// Whether XSAVE (and so XCR0) is in use; else FXSAVE.
+    pub fn uses_xsave(&self) -> bool {
+        self.host_xcr0.is_some()
     }
 
     pub fn set_guest_xcr0(&mut self, value: u64) {
@@ -96,6 +103,16 @@ impl GuestXstate {
     /// names a component XCR0 lacks, whatever the guest did to its own XCR0.
     pub fn enter(&mut self) {
         let area = self.area.0.as_ptr();
+        if !self.uses_xsave() {
+            // SAFETY: the area is 16-byte aligned (64) and holds 512 bytes (4096) in FXSAVE's
+            // layout: written by `new` (default FCW and MXCSR, no reserved MXCSR bit) or by FXSAVE.
+            // FXRSTOR only reads it and replaces the x87/SSE state and MXCSR (declared clobbered).
+            unsafe {
+                core::arch::asm!("fxrstor64 [{a}]", a = in(reg) area, clobber_abi("C"),
+                    options(nostack, preserves_flags, readonly));
+            }
+            return;
+        }
         let (low, high) = self.components();
         // SAFETY: the area is 64-byte aligned and AREA_SIZE bytes; the components asked for
         // (`allowed`) lie inside it (CPUID leaf 0Dh, checked in `new`) and are enabled in the
@@ -113,14 +130,21 @@ impl GuestXstate {
     /// state (x87 control word, MXCSR) loaded: the host's SIMD code never runs with a guest's
     /// exception masks or rounding mode.
     pub fn leave(&mut self) {
-        xsetbv(self.host_xcr0);
         let area = self.area.0.as_mut_ptr();
-        let (low, high) = self.components();
-        // SAFETY: as in `enter`; XSAVE writes only the header and the components asked for, which
-        // lie inside the area.
-        unsafe {
-            core::arch::asm!("xsave64 [{a}]", a = in(reg) area, in("eax") low, in("edx") high,
-                options(nostack, preserves_flags));
+        if let Some(host_xcr0) = self.host_xcr0 {
+            xsetbv(host_xcr0);
+            let (low, high) = self.components();
+            // SAFETY: as in `enter`; XSAVE writes only the header and the components asked for,
+            // which lie inside the area.
+            unsafe {
+                core::arch::asm!("xsave64 [{a}]", a = in(reg) area, in("eax") low, in("edx") high,
+                    options(nostack, preserves_flags));
+            }
+        } else {
+            // SAFETY: FXSAVE writes 512 bytes at the 16-byte aligned area, which has 4096.
+            unsafe {
+                core::arch::asm!("fxsave64 [{a}]", a = in(reg) area, options(nostack, preserves_flags));
+            }
         }
         let (fcw, mxcsr) = (DEFAULT_FCW, DEFAULT_MXCSR);
         // SAFETY: loads the host's default x87 control word and MXCSR from two locals (valid
