@@ -151,12 +151,17 @@ pub fn probe(raw: &[String]) -> Result<(), String> {
             line.insert(0, '\n');
         }
         use std::io::Write;
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(file)
-            .and_then(|mut f| f.write_all(line.as_bytes()))
-            .map_err(|e| format!("cannot append to '{file}': {e}"))?;
+        // An empty log (no records: a file of nothing or a lone line end) is started afresh: a
+        // record after its blank line would make it unverifiable.
+        let written = if report.records == 0 {
+            std::fs::write(file, line.trim_start().as_bytes())
+        } else {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(file)
+                .and_then(|mut f| f.write_all(line.as_bytes()))
+        };
+        written.map_err(|e| format!("cannot append to '{file}': {e}"))?;
         out.push_str(&format!(
             ",\"audit_head\":\"{}\"",
             audit::hex(&chain.head())

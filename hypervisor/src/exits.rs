@@ -24,6 +24,8 @@ pub const HYPERVISOR_LEAF: u32 = 0x4000_0000;
 pub const HYPERVISOR_SIGNATURE: &[u8; 12] = b"probevisor\0\0";
 const CPUID1_ECX_VMX: u32 = 1 << 5;
 const CPUID1_ECX_HYPERVISOR: u32 = 1 << 31;
+/// CPUID.1:EDX MCE and MCA.
+const CPUID1_EDX_MCE_MCA: u32 = (1 << 7) | (1 << 14);
 /// Features whose CR4 bit a guest may not set (vmx::msr::CR4_GUEST_OWNED) are hidden:
 /// CPUID.(7,0):ECX PKU, OSPKE, CET_SS, Key Locker, PKS; EDX UINTR, CET_IBT; CPUID.(7,1):EAX LASS,
 /// FRED, LAM.
@@ -242,6 +244,8 @@ pub fn filtered_cpuid(leaf: u32, subleaf: u32, host: &dyn Fn(u32, u32) -> [u32; 
     let mut out = host(leaf, subleaf);
     if leaf == 1 {
         out[2] = (out[2] & !CPUID1_ECX_VMX) | CPUID1_ECX_HYPERVISOR;
+        // Machine checks are the host's (CR4.MCE is outside the guest's CR4 allow-list).
+        out[3] &= !CPUID1_EDX_MCE_MCA;
     }
     if leaf == 7 && subleaf == 0 {
         // Protection keys, CET, Key Locker, UINTR: their state is not switched between guests

@@ -118,6 +118,11 @@ fn tool_call_is_refused_without_policy() {
 fn cpuid_hides_vmx_and_shows_probevisor() {
     let leaf1 = filtered_cpuid(1, 0, &host_cpuid);
     assert_eq!(leaf1[2] & CPUID1_ECX_VMX, 0);
+    assert_eq!(
+        leaf1[3] & (1 << 7 | 1 << 14),
+        0,
+        "MCE, MCA: CR4.MCE is the host's"
+    );
     assert_ne!(leaf1[2] & CPUID1_ECX_HYPERVISOR, 0);
     let mut vcpu = FakeVcpu::new(MEM, vec![]);
     let mut guest = GuestState::new("g");

@@ -380,6 +380,19 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
                     add_facts(&mut facts, arg, action.args.get(&arg.name));
                 }
             }
+            // A host the rules' globs cannot judge (what a client maps further, an empty host)
+            // is refused when any rule names hosts: it could be one of them.
+            if let Some(host) = facts.unplain_hosts.first() {
+                if self.policy.rules.iter().any(|r| !r.hosts.is_empty()) {
+                    return Err((
+                        Layer::Rules,
+                        format!(
+                            "URL host {host:?} is not a plain ASCII name or address \
+                             (international names as xn--...)"
+                        ),
+                    ));
+                }
+            }
             match evaluate(
                 &self.policy.rules,
                 self.policy.rules_default,

@@ -239,6 +239,23 @@ fn rules_layer_denies_after_probe_allows() {
         0,
     );
     assert_eq!(deny_layer(&d), Some(Layer::Rules));
+    // The metadata host as a client reaches it but a glob on the text would not see it.
+    for (i, url) in [
+        "http://[::ffff:169.254.169.254]/latest",
+        "http://169.254.43518/latest",
+        "http://metadata\u{3002}google\u{3002}internal/",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let args = alloc::format!(r#"{{"url":"{url}"}}"#);
+        let d = p.decide(
+            &act("http_fetch", &args),
+            "builder",
+            60_000 * (i as u64 + 1),
+        );
+        assert_eq!(deny_layer(&d), Some(Layer::Rules), "{url}: {}", d.reason);
+    }
     let d = p.decide(
         &act(
             "run_command",

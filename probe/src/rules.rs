@@ -41,13 +41,21 @@ pub struct ArgFacts {
     pub paths: Vec<String>,
     pub hosts: Vec<String>,
     pub command_words: Vec<String>,
+    /// Hosts no glob can judge (`url_host::plain_host`): the rules layer refuses them.
+    pub unplain_hosts: Vec<String>,
 }
 
 impl ArgFacts {
     pub fn add(&mut self, kind: ArgKind, value: &str) {
         match kind {
             ArgKind::Path => self.paths.push(normalize_path(value)),
-            ArgKind::Url => self.hosts.push(host_of(value)),
+            ArgKind::Url => {
+                let host = host_of(value);
+                if !crate::url_host::plain_host(&host) {
+                    self.unplain_hosts.push(host.clone());
+                }
+                self.hosts.push(host);
+            }
             ArgKind::Command => self.command_words.extend(command_words(value)),
             ArgKind::Text => {}
         }
@@ -232,7 +240,15 @@ fn unquoted_words(cmd: &str) -> Vec<String> {
             (Some('\''), c) => word.push(c),
             (_, '\\') => word.extend(chars.next()),
             (None, '\'' | '"') => quote = Some(c),
-            (Some(_), c) if c != '$' && c != '`' => word.push(c),
+            // `$(...)` or a backquote inside double quotes: a command of its own, whose quoting
+            // starts afresh (`"$(r"m" x)"` runs rm).
+            (Some('"'), '$' | '`') => {
+                if !word.is_empty() {
+                    words.push(core::mem::take(&mut word));
+                }
+                quote = None;
+            }
+            (Some(_), c) => word.push(c),
             (_, c) if c.is_whitespace() || SHELL_PUNCTUATION.contains(c) => {
                 if !word.is_empty() {
                     words.push(core::mem::take(&mut word));
@@ -306,6 +322,8 @@ mod tests {
             r"r\m -rf /",
             r#"/usr/bin/"r"'m' -rf /"#,
             r#"echo hi; s''u''do r""m x"#,
+            r#"echo "$(r"m" -rf /)""#,
+            r#"echo "`r'm' -rf /`""#,
         ] {
             let w = command_words(cmd);
             assert!(w.iter().any(|x| x == "rm"), "rm in {w:?} of {cmd}");

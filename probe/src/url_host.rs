@@ -4,7 +4,10 @@
 //! authority (`http://evil.org\@good.com` reaches evil.org), user info runs to the last `@`,
 //! percent-escapes in the host are decoded (`%65vil.org`), tabs and newlines are dropped, and
 //! numeric IPv4 forms are written as a dotted quad (`127.1`, `2130706433`, `0x7f.1` are all
-//! `127.0.0.1`). A bare `host[:port]` (a `net_send` host) is read as the authority itself.
+//! `127.0.0.1`), and an IPv4-mapped IPv6 address as its IPv4 one (`[::ffff:169.254.169.254]`). A
+//! bare `host[:port]` (a `net_send` host) is read as the authority itself. What a client would
+//! still map further (UTS46: full-width letters, ideographic full stops, soft hyphens) is not
+//! mapped here: [`plain_host`] tells such a host apart, and the rules layer refuses it.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -28,12 +31,31 @@ pub fn host_of(url: &str) -> String {
         .rsplit_once('@')
         .map_or(authority, |(_, host)| host);
     if let Some(v6) = host_port.strip_prefix('[') {
-        return v6.split(']').next().unwrap_or("").to_ascii_lowercase();
+        let literal = v6.split(']').next().unwrap_or("");
+        return match literal.parse::<core::net::Ipv6Addr>() {
+            Ok(addr) => match addr.to_ipv4_mapped() {
+                Some(v4) => alloc::format!("{v4}"),
+                None => alloc::format!("{addr}"),
+            },
+            Err(_) => literal.to_ascii_lowercase(),
+        };
     }
     let host = host_port.split(':').next().unwrap_or("");
     let host = percent_decode(host).to_lowercase();
     let host = host.trim_end_matches('.');
     ipv4_dotted(host).unwrap_or_else(|| host.into())
+}
+
+/// Whether `host` (from [`host_of`]) is one a rule's glob can judge: a non-empty name of ASCII
+/// letters, digits, `-`, `_` and `.` (international names in their `xn--` form), or an IP address.
+/// Anything else (full-width letters, an ideographic full stop, a soft hyphen, an empty host) an
+/// HTTP client may map to a host no rule names.
+pub fn plain_host(host: &str) -> bool {
+    host.parse::<core::net::Ipv6Addr>().is_ok()
+        || (!host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')))
 }
 
 /// What follows the scheme (and, for a special scheme, its slashes), and whether a backslash ends
@@ -145,6 +167,7 @@ mod tests {
             (r"http:\\evil.org\x", "evil.org"),
             ("http:/evil.org/x", "evil.org"),
             ("https:evil.org", "evil.org"),
+            ("http:///evil.org/x", "evil.org"),
             // User info runs to the last @.
             ("http://good.com@evil.org/", "evil.org"),
             ("http://a@good.com@evil.org/", "evil.org"),
@@ -161,6 +184,30 @@ mod tests {
             ("http://0xA9FEA9FE/", "169.254.169.254"),
         ] {
             assert_eq!(host_of(url), host, "{url}");
+        }
+        // IPv4-mapped IPv6: the IPv4 address it reaches.
+        assert_eq!(
+            host_of("http://[::ffff:169.254.169.254]/"),
+            "169.254.169.254"
+        );
+        assert_eq!(host_of("http://[::FFFF:a9fe:a9fe]/"), "169.254.169.254");
+        assert_eq!(host_of("http://[2001:DB8::1]:443/"), "2001:db8::1");
+        // Hosts a client would map further are not plain: the rules layer refuses them.
+        for url in [
+            "http://evil\u{3002}org/",
+            "http://\u{ff45}vil.org/",
+            "http://e%C2%ADvil.org/",
+            "//evil.org/x",
+        ] {
+            assert!(!plain_host(&host_of(url)), "{url} -> {:?}", host_of(url));
+        }
+        for url in [
+            "https://api.example.com/",
+            "http://127.1/",
+            "http://xn--mnchen-3ya.de/",
+            "http://[::1]/",
+        ] {
+            assert!(plain_host(&host_of(url)), "{url}");
         }
         // Not IPv4: a name with a numeric label, or numbers out of range, stay as written.
         assert_eq!(host_of("http://1.2.3.4.5/"), "1.2.3.4.5");

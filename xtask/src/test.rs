@@ -85,7 +85,7 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "tool device access from compatibility mode",
                 "guest test-cpl3: hypercall from user mode (CPL > 0) refused (#GP)",
                 "[guest test-cpuid] probevisor",
-                "[guest test-tf-step] Y",
+                "[guest test-tf-step] YIKMN4",
                 // A #DB frame pushed into the tool device window is no device access (before: the
                 // MOV after it was emulated for the push, then the HLT refused as a device access).
                 "probevisor: guest test-db-window stopped: memory violation: write at guest-physical 0xfeb00008",
@@ -169,7 +169,7 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "probevisor: guest test-spin stopped: still running after 2000 time slices",
                 "tool device access from compatibility mode",
                 "guest test-cpl3: hypercall from user mode (CPL > 0) refused (#GP)",
-                "[guest test-tf-step] Y",
+                "[guest test-tf-step] YIKMN4",
                 "probevisor: guest test-db-window stopped: memory violation: write at guest-physical 0xfeb00008",
                 "probevisor: guest test-pkru-a stopped: unexpected exit: exit reason 28",
                 "probevisor: guest test-cr4-vme stopped: unexpected exit: exit reason 28",

@@ -72,6 +72,9 @@ pub fn detect() -> CpuFeatures {
     }
 }
 
+/// CR4.PKE: protection keys for user pages.
+const CR4_PKE: u64 = 1 << 22;
+
 /// Turns on SSE (and AVX when possible): CR0.MP=1, CR0.EM=0, CR4.OSFXSR/OSXMMEXCPT/OSXSAVE, XCR0.
 pub fn enable_simd(support: SimdSupport) -> Result<SimdPlan, SimdError> {
     let plan = simd::plan(support)?;
@@ -79,7 +82,9 @@ pub fn enable_simd(support: SimdSupport) -> Result<SimdPlan, SimdError> {
     // runs with SIMD until this returns, and no other state depends on these bits.
     unsafe {
         Cr0::write_raw((Cr0::read_raw() | plan.cr0_set) & !plan.cr0_clear);
-        Cr4::write_raw(Cr4::read_raw() | plan.cr4_set);
+        // CR4.PKE off in the host whatever the firmware left: guests' PKRU values are live in
+        // host context between their XRSTOR and XSAVE (hw::xsave) and must not restrict it.
+        Cr4::write_raw((Cr4::read_raw() | plan.cr4_set) & !CR4_PKE);
         if let Some(xcr0) = plan.xcr0 {
             XCr0::write_raw(xcr0);
         }

@@ -17,6 +17,8 @@ use svm::hw::real::RealSvm;
 use svm::hw::{enable_svm, SvmHardware};
 use svm::msr::{EFER, EFER_SVME, VM_CR};
 
+/// EFER.FFXSR: fast FXSAVE/FXRSTOR.
+const EFER_FFXSR: u64 = 1 << 14;
 /// IA32_TSC_AUX (read by RDTSCP and RDPID).
 const IA32_TSC_AUX: u32 = 0xC000_0103;
 /// CPUID.8000_0001h:EDX\[27\] RDTSCP; CPUID.(7,0):ECX\[22\] RDPID.
@@ -102,6 +104,12 @@ pub fn run(
     let leaf7 = core::arch::x86_64::__cpuid_count(7, 0).ecx;
     if ext & CPUID_EXT1_EDX_RDTSCP != 0 || leaf7 & CPUID7_ECX_RDPID != 0 {
         hw.wrmsr(IA32_TSC_AUX, 0);
+    }
+    // EFER.FFXSR (fast FXSAVE/FXRSTOR) makes them skip XMM0-15 at CPL 0 in long mode: the guests'
+    // SSE registers would not be switched on a CPU without XSAVE (hw::xsave's fallback).
+    let efer = hw.rdmsr(EFER);
+    if efer & EFER_FFXSR != 0 {
+        hw.wrmsr(EFER, efer & !EFER_FFXSR);
     }
     line(format_args!("{caps}"));
     if !agents.is_empty() {

@@ -239,6 +239,9 @@ impl VmxVcpu {
         self.gprs.gpr = self.regs.gpr;
         let completed = core::mem::take(&mut self.instruction_completed);
         let reinject = self.reinject.take();
+        // Instruction exits never happen during an event's delivery, and a fault of the delivery
+        // stops the guest: a completed instruction and an event to inject again never meet.
+        debug_assert!(!(completed && reinject.is_some()));
         if core::mem::take(&mut self.pending_gp) {
             // The instruction faulted instead of completing: no trap of its own, RIP unmoved.
             f::VM_ENTRY_INTERRUPTION_INFO.write(hw, INJECT_GP)?;
