@@ -89,3 +89,29 @@ fn agent_text_never_becomes_a_special_token() {
     let whole = engine.tokenize_continuation(&suffix).unwrap();
     assert_eq!(count(&whole), template_specials + PLANTED.len());
 }
+
+/// Gemma's user-defined tokens include whitespace runs (taken in agent text, as llama.cpp takes
+/// them) and HTML tags (not: they mark structure, as Qwen's `<tool_call>` does).
+#[test]
+fn gemma_whitespace_pieces_stay_markup_does_not() {
+    let Some(bytes) = common::model_bytes("gemma-3-270m-q4_k_m.gguf") else {
+        return;
+    };
+    let engine = EngineModel::load(&bytes).unwrap();
+    let policy = Policy::parse(DEFAULT_POLICY).unwrap();
+    // The base model has no chat template (plain prompt); the action's span is what matters.
+    let spec = policy
+        .gate
+        .prompt_spec(TemplateKind::detect(engine.chat_template()), "run_command");
+    let (spaces, table) = (
+        engine.text_to_id("    ").unwrap(),
+        engine.text_to_id("<table>").unwrap(),
+    );
+    let (suffix, span) = spec.suffix_with_action(r#"run_command {"cmd":"echo 'a    b' <table>"}"#);
+    let literal = engine
+        .tokenize_continuation_with_literal(&suffix, span)
+        .unwrap();
+    let whole = engine.tokenize_continuation(&suffix).unwrap();
+    assert!(literal.contains(&spaces) && whole.contains(&spaces));
+    assert!(whole.contains(&table) && !literal.contains(&table));
+}

@@ -221,15 +221,23 @@ impl Tokenizer {
 
     /// [`Tokenizer::encode`] of a continuation (no BOS/EOS) with special tokens parsed everywhere
     /// except in `literal` (a byte range of `text`), which is tokenized as plain text whatever it
-    /// holds: untrusted text inside a prompt template cannot become a control token. When
-    /// `literal` holds no special-token text the ids are exactly `encode(text, false, true)`'s.
+    /// holds: untrusted text inside a prompt template cannot become a control token, nor a
+    /// user-defined one that marks structure (Qwen's `<tool_call>`, Gemma's `<table>`); only
+    /// user-defined tokens that are whitespace (Gemma's newline and space runs) are still taken
+    /// there, as llama.cpp takes them. When `literal` holds no other special-token text the ids are
+    /// exactly `encode(text, false, true)`'s.
     pub fn encode_with_literal(&self, text: &str, literal: core::ops::Range<usize>) -> Vec<u32> {
+        let whitespace_piece = |id: u32| {
+            self.types[id as usize] == TokenType::UserDefined
+                && self.vocab.text(id).iter().all(u8::is_ascii_whitespace)
+        };
         let frags = special::partition_with_literal(
             text,
             literal,
             &self.specials,
             &self.vocab,
             self.skip(true),
+            |id| !whitespace_piece(id),
         );
         self.encode_fragments(text, &frags, false)
     }

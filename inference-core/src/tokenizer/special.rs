@@ -76,16 +76,18 @@ pub fn partition(
     frags
 }
 
-/// [`partition`] with `literal` (a byte range of `text`) left as text whatever it holds: the text
-/// before and after it is partitioned on its own (so a special token there is found whatever the
-/// literal's edges hold), and text fragments that touch are joined, so a `text` whose literal holds
-/// no special-token text gives exactly [`partition`]'s fragments.
+/// [`partition`] with `literal` (a byte range of `text`) partitioned with `skip_in_literal` instead
+/// of `skip` (the caller leaves out every token that is not plain text there): the text before and
+/// after it is partitioned on its own (so a special token there is found whatever the literal's
+/// edges hold), and text fragments that touch are joined, so a `text` whose literal holds no
+/// special-token text gives exactly [`partition`]'s fragments.
 pub fn partition_with_literal(
     text: &str,
     literal: Range<usize>,
     specials: &[u32],
     vocab: &Vocab,
     skip: impl Fn(u32) -> bool,
+    skip_in_literal: impl Fn(u32) -> bool,
 ) -> Vec<Fragment> {
     // Clamped to the text and widened to whole characters (a range from a caller's own offsets
     // already is).
@@ -114,7 +116,15 @@ pub fn partition_with_literal(
             }
         }
         if i == 0 && !literal.is_empty() {
-            push(Fragment::Text(literal.clone()));
+            let piece = &text[literal.clone()];
+            for f in partition(piece, specials, vocab, &skip_in_literal) {
+                push(match f {
+                    Fragment::Text(r) => {
+                        Fragment::Text(r.start + literal.start..r.end + literal.start)
+                    }
+                    token => token,
+                });
+            }
         }
     }
     frags
@@ -175,11 +185,11 @@ mod tests {
         use Fragment::*;
         // "<a>" inside the literal (4..11) stays text; the ones outside are tokens.
         let t = "<a>u<b><a>vw<a>";
-        let f = partition_with_literal(t, 3..12, &specials, &vocab, |_| false);
+        let f = partition_with_literal(t, 3..12, &specials, &vocab, |_| false, |_| true);
         assert_eq!(f, [Token(0), Text(3..12), Token(0)]);
         // A literal whose edge cuts a special-token text: "<a>" across it is no token, the "<b>"
         // after it still is.
-        let f = partition_with_literal("q<a><b>", 0..2, &specials, &vocab, |_| false);
+        let f = partition_with_literal("q<a><b>", 0..2, &specials, &vocab, |_| false, |_| true);
         assert_eq!(
             f,
             [Text(0..4), Token(1)],
@@ -188,15 +198,19 @@ mod tests {
         // Without special-token text in the literal: exactly `partition`.
         let t = "<a>user: x y<b>";
         assert_eq!(
-            partition_with_literal(t, 9..12, &specials, &vocab, |_| false),
+            partition_with_literal(t, 9..12, &specials, &vocab, |_| false, |_| true),
             partition(t, &specials, &vocab, |_| false)
         );
         assert_eq!(
-            partition_with_literal(t, 0..0, &specials, &vocab, |_| false),
+            partition_with_literal(t, 0..0, &specials, &vocab, |_| false, |_| true),
             partition(t, &specials, &vocab, |_| false)
         );
+        // What the literal may still hold: here `<b>` (as a plain-whitespace token would be).
+        let f =
+            partition_with_literal("x<a><b>y", 0..8, &specials, &vocab, |_| false, |id| id != 1);
+        assert_eq!(f, [Text(0..4), Token(1), Text(7..8)]);
         // Ranges past the end or inside a character are clamped and widened, never a panic.
-        let f = partition_with_literal("é<a>", 1..99, &specials, &vocab, |_| false);
+        let f = partition_with_literal("é<a>", 1..99, &specials, &vocab, |_| false, |_| true);
         assert_eq!(f, [Text(0..5)]);
     }
 }
