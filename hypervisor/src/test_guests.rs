@@ -125,7 +125,8 @@ const XCR0_SHRINK_GUEST: &[u8] = &[
 ];
 
 /// `print_hex`: RAX as 16 hex digits and a space on port 0xE9 (call it; clobbers RAX, RCX, RDX).
-const PRINT_HEX: &[u8] = &[
+/// `print_hex`: RAX as 16 hex digits and a space on port 0xE9 (clobbers RAX, RCX, RDX).
+pub(crate) const PRINT_HEX: &[u8] = &[
     0x48, 0x89, 0xC2, // mov rdx, rax
     0xB9, 0x10, 0x00, 0x00, 0x00, // mov ecx, 16
     0x48, 0xC1, 0xC2, 0x04, // rol rdx, 4
@@ -398,9 +399,9 @@ pub fn code(name: &str) -> Option<Vec<u8>> {
         "compat" => Some(COMPAT_GUEST.to_vec()),
         "cpl3" => Some(cpl3_code()),
         "vmload" => Some(VMLOAD_GUEST.to_vec()),
-        "pkru-a" | "pkru-b" => Some(crate::test_guests_cpu_state::PKRU_PAIR_GUEST.to_vec()),
+        "pkru-a" | "pkru-b" => Some(crate::test_guests_cpu_state::pkru_pair_code()),
         "cr4-vme" => Some(crate::test_guests_cpu_state::CR4_VME_GUEST.to_vec()),
-        "mxcsr-keep" => Some(crate::test_guests_cpu_state::MXCSR_KEEP_GUEST.to_vec()),
+        "mxcsr-keep" => Some(crate::test_guests_cpu_state::mxcsr_keep_code()),
         "tf-step" => Some(crate::test_guests_step::TF_STEP_GUEST.to_vec()),
         "db-window" => Some(crate::test_guests_step::DB_WINDOW_GUEST.to_vec()),
         "misbehave" => Some(misbehave_code()),
