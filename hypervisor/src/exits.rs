@@ -257,6 +257,12 @@ pub fn filtered_cpuid(leaf: u32, subleaf: u32, host: &dyn Fn(u32, u32) -> [u32; 
     if leaf == 0x8000_0001 {
         out[3] &= !CPUID_EXT1_EDX_RDTSCP;
     }
+    if leaf == 0xD && subleaf == 0 {
+        // The XCR0 bits a guest's XSETBV may set (xcr0_valid): x87, SSE, AVX, and none of the
+        // upper 32 (AVX-512, PKRU, AMX were listed and then refused).
+        out[0] &= (XCR0_X87 | XCR0_SSE | XCR0_AVX) as u32;
+        out[3] = 0;
+    }
     if leaf == 0xD && subleaf == 1 {
         out[0] &= !CPUID_D_1_EAX_XSAVES;
     }

@@ -159,7 +159,8 @@ fn cpuid_hides_vmx_and_shows_probevisor() {
         "RDTSCP"
     );
     assert_eq!(filtered_cpuid(0xD, 1, &all)[0], !(1 << 3), "XSAVES");
-    assert_eq!(filtered_cpuid(0xD, 0, &all), [u32::MAX; 4]);
+    // Leaf 0Dh lists only the XCR0 bits a guest may set (x87, SSE, AVX).
+    assert_eq!(filtered_cpuid(0xD, 0, &all), [7, u32::MAX, u32::MAX, 0]);
     assert_eq!(leaf7[3], !(1 << 5 | 1 << 20), "UINTR, CET_IBT");
     let leaf7_1 = filtered_cpuid(7, 1, &all);
     assert_eq!(leaf7_1[0], !(1 << 6 | 1 << 17 | 1 << 26), "LASS, FRED, LAM");
