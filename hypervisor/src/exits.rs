@@ -106,15 +106,8 @@ pub fn handle_exit<V: Vcpu + ?Sized>(
                 return ExitAction::Resume;
             }
             VmExit::MmioAccess { gpa, .. } if in_tool_device_window(gpa) => {
-                // A stop for a bad device access counts as audited (vm.rs): write its record here.
                 let why = format!("tool device access from {mode}");
-                env.log.line(format_args!(
-                    "audit: guest {} tool device access refused: {why}",
-                    guest.name
-                ));
-                env.services
-                    .violation(&guest.name, "tool_device", &why, env.log);
-                return ExitAction::Stop(StopReason::BadDeviceAccess(why));
+                return refuse_device_access(guest, env, why.clone(), &why);
             }
             _ => {}
         }
@@ -327,6 +320,23 @@ fn describe_device_error(err: mmio::MmioError) -> alloc::string::String {
     }
 }
 
+/// A refused tool-device access: its console line and `tool_device` audit record (`detail`), then
+/// the stop (`why`), which counts as audited (vm.rs).
+fn refuse_device_access(
+    guest: &GuestState,
+    env: &mut ExitEnv<'_>,
+    why: alloc::string::String,
+    detail: &str,
+) -> ExitAction {
+    env.log.line(format_args!(
+        "audit: guest {} tool device access refused: {detail}",
+        guest.name
+    ));
+    env.services
+        .violation(&guest.name, "tool_device", detail, env.log);
+    ExitAction::Stop(StopReason::BadDeviceAccess(why))
+}
+
 /// Emulates one access to the tool device window (decoded with iced-x86 through vmx::mmio_decode).
 fn tool_device<V: Vcpu + ?Sized>(
     vcpu: &mut V,
@@ -338,16 +348,9 @@ fn tool_device<V: Vcpu + ?Sized>(
     let regs = *vcpu.regs();
     let (bytes, fetched) =
         crate::guest_memory::fetch_instruction(vcpu.memory(), regs.cr3, regs.rip);
-    // A refused access stops the guest and leaves an audit record (kind `tool_device`).
     let mut bad = |why: alloc::string::String| {
         let detail = format!("{why} (gpa {gpa:#x}, rip {:#x})", regs.rip);
-        env.log.line(format_args!(
-            "audit: guest {} tool device access refused: {detail}",
-            guest.name
-        ));
-        env.services
-            .violation(&guest.name, "tool_device", &detail, env.log);
-        ExitAction::Stop(StopReason::BadDeviceAccess(why))
+        refuse_device_access(guest, env, why, &detail)
     };
     let insn = match mmio_decode::decode(&bytes[..fetched]) {
         Ok(insn) if (insn.direction == mmio_decode::MmioDirection::Write) == write => insn,

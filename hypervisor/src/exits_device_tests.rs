@@ -151,52 +151,33 @@ fn a_bad_doorbell_request_is_audited_as_a_tool_device_refusal() {
 }
 
 #[test]
-fn a_page_walk_into_the_window_is_no_device_access() {
-    let (mut vcpu, mut guest, mut log) = device_guest("walk");
-    // The instruction at RIP would be a device read if it were its access.
-    stage_id_read(&mut vcpu);
-    let exit = VmExit::MmioAccess {
-        gpa: TOOL_DEVICE_GPA,
-        write: false,
-        fetch: false,
-        page_walk: true,
-        event_delivery: false,
-    };
-    let action = exit_once(&mut vcpu, &mut guest, &mut log, exit);
-    assert!(
-        matches!(
-            action,
-            ExitAction::Stop(StopReason::MemoryViolation { gpa, .. }) if gpa == TOOL_DEVICE_GPA
-        ),
-        "{action:?}"
-    );
-    assert_eq!(vcpu.regs.gpr[RAX], TOOL_DEVICE_GPA, "no register was read");
-    assert_eq!(vcpu.regs.rip, 0x10_0000);
-}
-
-#[test]
-fn an_event_frame_pushed_into_the_window_is_no_device_access() {
-    // A #DB (or any exception) delivered with the guest's stack in the window: the push faults,
-    // and the instruction at RIP (here a device read) is not what touched the window.
-    let (mut vcpu, mut guest, mut log) = device_guest("frame");
-    stage_id_read(&mut vcpu);
-    let exit = VmExit::MmioAccess {
-        gpa: TOOL_DEVICE_GPA + 8,
-        write: true,
-        fetch: false,
-        page_walk: false,
-        event_delivery: true,
-    };
-    let action = exit_once(&mut vcpu, &mut guest, &mut log, exit);
-    assert!(
-        matches!(
-            action,
-            ExitAction::Stop(StopReason::MemoryViolation { write: true, .. })
-        ),
-        "{action:?}"
-    );
-    assert_eq!(vcpu.regs.gpr[RAX], TOOL_DEVICE_GPA, "no register was read");
-    assert_eq!(vcpu.regs.rip, 0x10_0000, "the instruction was not emulated");
+fn accesses_the_instruction_did_not_make_are_no_device_access() {
+    // The guest's page-table walk into the window, and a #DB (or any exception) whose frame is
+    // pushed onto a stack in the window: the instruction at RIP (a device read) did not make them.
+    for (page_walk, event_delivery, gpa, write) in [
+        (true, false, TOOL_DEVICE_GPA, false),
+        (false, true, TOOL_DEVICE_GPA + 8, true),
+    ] {
+        let (mut vcpu, mut guest, mut log) = device_guest("walk");
+        stage_id_read(&mut vcpu);
+        let exit = VmExit::MmioAccess {
+            gpa,
+            write,
+            fetch: false,
+            page_walk,
+            event_delivery,
+        };
+        let action = exit_once(&mut vcpu, &mut guest, &mut log, exit);
+        assert!(
+            matches!(
+                action,
+                ExitAction::Stop(StopReason::MemoryViolation { gpa: g, write: w, .. }) if g == gpa && w == write
+            ),
+            "{action:?}"
+        );
+        assert_eq!(vcpu.regs.gpr[RAX], TOOL_DEVICE_GPA, "no register was read");
+        assert_eq!(vcpu.regs.rip, 0x10_0000, "the instruction was not emulated");
+    }
 }
 
 #[test]

@@ -382,7 +382,7 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
             }
             // A host the rules' globs cannot judge (what a client maps further, an empty host)
             // is refused when any rule names hosts: it could be one of them.
-            if let Some(host) = facts.unplain_hosts.first() {
+            if let Some(host) = facts.hosts.iter().find(|h| !crate::url_host::plain_host(h)) {
                 if self.policy.rules.iter().any(|r| !r.hosts.is_empty()) {
                     return Err((
                         Layer::Rules,

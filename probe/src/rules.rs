@@ -41,21 +41,13 @@ pub struct ArgFacts {
     pub paths: Vec<String>,
     pub hosts: Vec<String>,
     pub command_words: Vec<String>,
-    /// Hosts no glob can judge (`url_host::plain_host`): the rules layer refuses them.
-    pub unplain_hosts: Vec<String>,
 }
 
 impl ArgFacts {
     pub fn add(&mut self, kind: ArgKind, value: &str) {
         match kind {
             ArgKind::Path => self.paths.push(normalize_path(value)),
-            ArgKind::Url => {
-                let host = host_of(value);
-                if !crate::url_host::plain_host(&host) {
-                    self.unplain_hosts.push(host.clone());
-                }
-                self.hosts.push(host);
-            }
+            ArgKind::Url => self.hosts.push(host_of(value)),
             ArgKind::Command => self.command_words.extend(command_words(value)),
             ArgKind::Text => {}
         }

@@ -293,21 +293,6 @@ impl VmxVcpu {
         let hw = &mut self.hw;
         let reason = ExitReason::from_raw(f::VM_EXIT_REASON.read(hw)?);
         let qualification = f::EXIT_QUALIFICATION.read(hw)?;
-        // An exit in the middle of delivering an event to the guest: the event comes again on the
-        // next entry, unless the exit is the delivery's own fault (it stops the guest).
-        let interrupted = if reason.entry_failure {
-            None
-        } else {
-            reinjection(
-                f::IDT_VECTORING_INFO.read(hw)?,
-                f::IDT_VECTORING_ERROR_CODE.read(hw)?,
-                f::VM_EXIT_INSTRUCTION_LENGTH.read(hw)?,
-            )
-        };
-        let event_delivery = interrupted.is_some();
-        if reason.basic != BasicExitReason::EptViolation {
-            self.reinject = interrupted;
-        }
         let (rax, rcx, rdx) = (self.regs.gpr[0], self.regs.gpr[1], self.regs.gpr[2]);
         let edx_eax = (rdx << 32) | (rax & 0xFFFF_FFFF);
         if reason.entry_failure {
@@ -315,6 +300,20 @@ impl VmxVcpu {
                 reason: reason.raw,
                 name: reason.basic.name(),
             });
+        }
+        // An exit in the middle of delivering an event to the guest: the event comes again on the
+        // next entry, unless the exit is the delivery's own fault (it stops the guest). The error
+        // code is read only for such an exit; the instruction length is store_state's.
+        let vectoring = f::IDT_VECTORING_INFO.read(hw)?;
+        let interrupted = if InterruptionInfo::from_raw(vectoring).valid {
+            let code = f::IDT_VECTORING_ERROR_CODE.read(hw)?;
+            reinjection(vectoring, code, self.exit_len as u32)
+        } else {
+            None
+        };
+        let event_delivery = interrupted.is_some();
+        if reason.basic != BasicExitReason::EptViolation {
+            self.reinject = interrupted;
         }
         Ok(match reason.basic {
             BasicExitReason::Vmcall => VmExit::Hypercall,
