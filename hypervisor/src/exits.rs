@@ -204,6 +204,9 @@ pub fn handle_exit<V: Vcpu + ?Sized>(
         VmExit::HostInterrupt => ExitAction::Resume,
         VmExit::TripleFault => stop_with_dump(vcpu, env, StopReason::TripleFault),
         VmExit::Fault { vector, .. } => stop_with_dump(vcpu, env, StopReason::Fault { vector }),
+        VmExit::ForbiddenState { what } => {
+            stop_with_dump(vcpu, env, StopReason::ForbiddenState(what))
+        }
         VmExit::Other { reason, name } => stop_with_dump(
             vcpu,
             env,

@@ -284,6 +284,25 @@ fn memory_violation_and_triple_fault_stop_with_a_dump() {
 }
 
 #[test]
+fn forbidden_state_stops_the_guest_naming_the_state_not_the_exit() {
+    let mut vcpu = FakeVcpu::new(MEM, vec![]);
+    let mut guest = GuestState::new("f");
+    let mut log = Lines::default();
+    let exit = VmExit::ForbiddenState { what: "CR4 bit" };
+    let action = exit_once(&mut vcpu, &mut guest, &mut log, exit);
+    assert_eq!(
+        action,
+        ExitAction::Stop(StopReason::ForbiddenState("CR4 bit"))
+    );
+    assert!(log.has("FAKE_DUMP"));
+    assert_eq!(
+        StopReason::ForbiddenState("CR4 bit").to_string(),
+        "forbidden guest state: CR4 bit"
+    );
+    assert!(!StopReason::ForbiddenState("CR4 bit").is_voluntary());
+}
+
+#[test]
 fn violations_and_tool_calls_become_chained_audit_records() {
     let mut services = no_policy();
     let mut vcpu = FakeVcpu::new(MEM, vec![]);

@@ -83,6 +83,11 @@ pub enum VmExit {
     PreemptionTimer,
     /// A host interrupt arrived while the guest ran; nothing for the guest to see.
     HostInterrupt,
+    /// Guest state the hypervisor does not allow, found set at an exit of any kind (the backend
+    /// cannot intercept the write that set it): `what` names it.
+    ForbiddenState {
+        what: &'static str,
+    },
     /// Anything else, with the backend's reason number and name.
     Other {
         reason: u32,

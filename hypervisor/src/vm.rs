@@ -65,6 +65,8 @@ pub enum StopReason {
     },
     /// An exit the hypervisor does not handle.
     UnexpectedExit(String),
+    /// Guest state outside its allow-list (XCR0, CR4 bits) found at an exit.
+    ForbiddenState(&'static str),
     /// The guest could not be entered.
     EntryFailed(String),
     /// The guest used up its own exit budget without finishing.
@@ -113,6 +115,7 @@ impl fmt::Display for StopReason {
             Self::TripleFault => write!(f, "triple fault"),
             Self::Fault { vector } => write!(f, "unhandled exception vector {vector}"),
             Self::UnexpectedExit(what) => write!(f, "unexpected exit: {what}"),
+            Self::ForbiddenState(what) => write!(f, "forbidden guest state: {what}"),
             Self::EntryFailed(why) => write!(f, "entry failed: {why}"),
             Self::BudgetExhausted { exits } => {
                 write!(f, "still running after {exits} exits (budget exhausted)")

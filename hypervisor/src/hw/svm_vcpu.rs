@@ -307,18 +307,16 @@ impl Vcpu for SvmVcpu {
             let xcr0_ok = self.enter_once()?;
             let raw_code = self.vmcb.get64(control::EXITCODE);
             if !xcr0_ok {
-                return Ok(VmExit::Other {
-                    reason: raw_code as u32,
-                    name: "XCR0 set outside the allow-list without an XSETBV exit",
+                return Ok(VmExit::ForbiddenState {
+                    what: "XCR0 set outside the allow-list without an XSETBV exit",
                 });
             }
             // CR4 is the guest's under SVM (no write intercept): a bit outside the allow-list
             // (protection keys, CET, ...: state nothing here switches between guests) found set
             // at an exit stops the guest.
             if self.vmcb.get64(save::CR4) & vmx::msr::CR4_HOST_OWNED != 0 {
-                return Ok(VmExit::Other {
-                    reason: raw_code as u32,
-                    name: "CR4 bit outside the guest's allow-list (protection keys, CET, ...)",
+                return Ok(VmExit::ForbiddenState {
+                    what: "CR4 bit outside the guest's allow-list (protection keys, CET, ...)",
                 });
             }
             if ExitCode::from_raw(raw_code) == ExitCode::Exception(UD_VECTOR) {
