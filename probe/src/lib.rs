@@ -27,6 +27,7 @@ pub mod prompt;
 pub mod ratelimit;
 pub mod rules;
 pub mod schema;
+pub mod shell;
 pub mod toml;
 pub mod url_host;
 

@@ -393,6 +393,19 @@ impl<'m, M: LogitModel> Pipeline<'m, M> {
                     ));
                 }
             }
+            // A program only the shell can name (`$x`, `$(...)`, `/bin/r?`, `... | sh`) is refused
+            // when any rule names commands: it could be one of them.
+            if let Some(program) = facts.unknown_programs.first() {
+                if self.policy.rules.iter().any(|r| !r.commands.is_empty()) {
+                    return Err((
+                        Layer::Rules,
+                        format!(
+                            "command runs a program only the shell can name: {:?}",
+                            program.chars().take(64).collect::<String>()
+                        ),
+                    ));
+                }
+            }
             match evaluate(
                 &self.policy.rules,
                 self.policy.rules_default,

@@ -40,7 +40,12 @@ pub struct Rule {
 pub struct ArgFacts {
     pub paths: Vec<String>,
     pub hosts: Vec<String>,
+    /// Every word of the commands ([`CommandLine::words`]).
     pub command_words: Vec<String>,
+    /// The words in program position ([`CommandLine::programs`]).
+    pub programs: Vec<String>,
+    /// Program words only the shell can resolve ([`CommandLine::unknown_programs`]).
+    pub unknown_programs: Vec<String>,
 }
 
 impl ArgFacts {
@@ -48,24 +53,50 @@ impl ArgFacts {
         match kind {
             ArgKind::Path => self.paths.push(normalize_path(value)),
             ArgKind::Url => self.hosts.push(host_of(value)),
-            ArgKind::Command => self.command_words.extend(command_words(value)),
+            ArgKind::Command => {
+                let line = read_command(value);
+                self.command_words.extend(line.words);
+                self.programs.extend(line.programs);
+                self.unknown_programs.extend(line.unknown_programs);
+            }
             ArgKind::Text => {}
         }
     }
 }
 
 impl Rule {
+    /// Whether the rule applies: its tools match and each condition it gives matches. A deny
+    /// rule's condition matches when *some* value of its kind matches (a command word, for
+    /// `commands`). An allow rule's only when *every* value of its kind does, and there is one:
+    /// `paths = ["/tmp/**"]` does not allow a copy from /etc/shadow to /tmp, and `commands`
+    /// must name every program the command runs, none of them unknown (`ls; rm x` is not `ls`).
     pub fn matches(&self, tool: &str, facts: &ArgFacts) -> bool {
-        let any =
-            |pats: &[String], vals: &[String]| pats.iter().any(|p| vals.iter().any(|v| glob(p, v)));
+        let allow = self.effect == Effect::Allow;
+        let condition = |pats: &[String], vals: &[String]| {
+            let matched = |v: &String| pats.iter().any(|p| glob(p, v));
+            pats.is_empty()
+                || if allow {
+                    !vals.is_empty() && vals.iter().all(matched)
+                } else {
+                    vals.iter().any(matched)
+                }
+        };
+        let listed = |w: &str| self.commands.iter().any(|c| c == w);
+        let commands = self.commands.is_empty()
+            || if allow {
+                facts.unknown_programs.is_empty()
+                    && !facts.programs.is_empty()
+                    && facts
+                        .programs
+                        .iter()
+                        .all(|p| listed(p) || listed(basename(p)))
+            } else {
+                facts.command_words.iter().any(|w| listed(w))
+            };
         (self.tools.is_empty() || self.tools.iter().any(|t| glob(t, tool)))
-            && (self.paths.is_empty() || any(&self.paths, &facts.paths))
-            && (self.hosts.is_empty() || any(&self.hosts, &facts.hosts))
-            && (self.commands.is_empty()
-                || self
-                    .commands
-                    .iter()
-                    .any(|c| facts.command_words.iter().any(|w| w == c)))
+            && condition(&self.paths, &facts.paths)
+            && condition(&self.hosts, &facts.hosts)
+            && commands
     }
 }
 
@@ -188,72 +219,8 @@ pub fn normalize_path(path: &str) -> String {
     }
 }
 
+pub use crate::shell::{basename, read_command, CommandLine};
 pub use crate::url_host::host_of;
-
-/// Program and argument words of a shell command, split on whitespace and shell punctuation;
-/// words with a `/` also give their basename (`/bin/rm` gives `rm`). When the command quotes or
-/// escapes anything, the words after the shell's quote removal are added too (`r"m"`, `'rm'` and
-/// `r\m` all run `rm`, and give `rm`).
-pub fn command_words(cmd: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut add = |w: &str| {
-        if let Some((_, base)) = w.rsplit_once('/') {
-            if !base.is_empty() {
-                out.push(base.to_string());
-            }
-        }
-        out.push(w.to_string());
-    };
-    for w in cmd.split(|c: char| c.is_whitespace() || SHELL_PUNCTUATION.contains(c)) {
-        if !w.is_empty() {
-            add(w);
-        }
-    }
-    if cmd.contains(['\'', '"', '\\']) {
-        unquoted_words(cmd).iter().for_each(|w| add(w));
-    }
-    out
-}
-
-const SHELL_PUNCTUATION: &str = ";|&()`$<>'\"\\{}";
-
-/// The words of `cmd` after quote removal: quotes join what they hold to the word around it, a
-/// backslash makes the next character part of the word; `$` and a backquote end a word (what
-/// follows may be a command of its own). A superset of what the shell would run is fine here:
-/// the words only feed rule matching.
-fn unquoted_words(cmd: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quote = None;
-    let mut chars = cmd.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some('\''), '\'') | (Some('"'), '"') => quote = None,
-            (Some('\''), c) => word.push(c),
-            (_, '\\') => word.extend(chars.next()),
-            (None, '\'' | '"') => quote = Some(c),
-            // `$(...)` or a backquote inside double quotes: a command of its own, whose quoting
-            // starts afresh (`"$(r"m" x)"` runs rm).
-            (Some('"'), '$' | '`') => {
-                if !word.is_empty() {
-                    words.push(core::mem::take(&mut word));
-                }
-                quote = None;
-            }
-            (Some(_), c) => word.push(c),
-            (_, c) if c.is_whitespace() || SHELL_PUNCTUATION.contains(c) => {
-                if !word.is_empty() {
-                    words.push(core::mem::take(&mut word));
-                }
-            }
-            (_, c) => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        words.push(word);
-    }
-    words
-}
 
 #[cfg(test)]
 mod tests {
@@ -300,35 +267,12 @@ mod tests {
             host_of("https://user:pw@API.Example.com/x"),
             "api.example.com"
         );
-        let w = command_words("cd /tmp && /bin/rm -rf x;curl$(whoami)");
+        let w = read_command("cd /tmp && /bin/rm -rf x;curl$(whoami)").words;
         for word in ["cd", "rm", "-rf", "curl", "whoami"] {
             assert!(w.iter().any(|x| x == word), "{word} in {w:?}");
         }
     }
 
-    #[test]
-    fn quoted_or_escaped_program_names_are_words() {
-        for cmd in [
-            r#"r"m" -rf /"#,
-            "'rm' -rf /",
-            r"r\m -rf /",
-            r#"/usr/bin/"r"'m' -rf /"#,
-            r#"echo hi; s''u''do r""m x"#,
-            r#"echo "$(r"m" -rf /)""#,
-            r#"echo "`r'm' -rf /`""#,
-        ] {
-            let w = command_words(cmd);
-            assert!(w.iter().any(|x| x == "rm"), "rm in {w:?} of {cmd}");
-        }
-        let w = command_words(r#"echo "a b" 'c;d'"#);
-        assert!(
-            w.iter().any(|x| x == "a b") && w.iter().any(|x| x == "c;d"),
-            "{w:?}"
-        );
-        assert_eq!(command_words("ls -la"), vec!["ls", "-la"]);
-    }
-
-    /// The backtracking match this replaced, as the reference.
     fn backtracking_glob(p: &[u8], t: &[u8]) -> bool {
         match p.first() {
             None => t.is_empty(),
@@ -408,5 +352,58 @@ mod tests {
         let f = ArgFacts::default();
         let (effect, matched) = evaluate(&rules, Effect::Deny, "list_dir", &f);
         assert_eq!((effect, matched), (Effect::Deny, None));
+    }
+
+    #[test]
+    fn allow_rules_need_every_value_deny_rules_any() {
+        let allow_tmp = [rule(Effect::Allow, &[], &["/tmp/**"], &[], &[])];
+        let deny_tmp = [rule(Effect::Deny, &[], &["/tmp/**"], &[], &[])];
+        let mut copy = ArgFacts::default();
+        copy.add(ArgKind::Path, "/etc/shadow");
+        copy.add(ArgKind::Path, "/tmp/x");
+        assert_eq!(
+            evaluate(&allow_tmp, Effect::Deny, "copy", &copy).0,
+            Effect::Deny
+        );
+        assert_eq!(
+            evaluate(&deny_tmp, Effect::Allow, "copy", &copy).0,
+            Effect::Deny
+        );
+        let mut both_tmp = ArgFacts::default();
+        both_tmp.add(ArgKind::Path, "/tmp/a");
+        both_tmp.add(ArgKind::Path, "/tmp/../tmp/b");
+        assert_eq!(
+            evaluate(&allow_tmp, Effect::Deny, "copy", &both_tmp).0,
+            Effect::Allow
+        );
+        // No value of the kind: an allow rule on paths does not apply.
+        assert_eq!(
+            evaluate(&allow_tmp, Effect::Deny, "copy", &ArgFacts::default()).0,
+            Effect::Deny
+        );
+
+        let allow_ls = [rule(
+            Effect::Allow,
+            &["run_command"],
+            &[],
+            &[],
+            &["ls", "grep"],
+        )];
+        let run = |cmd: &str| {
+            let mut f = ArgFacts::default();
+            f.add(ArgKind::Command, cmd);
+            evaluate(&allow_ls, Effect::Deny, "run_command", &f).0
+        };
+        assert_eq!(run("ls -la /tmp | /bin/grep x"), Effect::Allow);
+        for cmd in [
+            "ls; rm -rf /",
+            "ls $(rm -rf /)",
+            "ls | sh",
+            "$L -la",
+            "ls -la && sudo ls",
+            "grep x | xargs rm",
+        ] {
+            assert_eq!(run(cmd), Effect::Deny, "{cmd}");
+        }
     }
 }

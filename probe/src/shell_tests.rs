@@ -1,0 +1,217 @@
+use super::*;
+use alloc::vec;
+
+/// The programs, sorted (commands inside `$(...)` are read before the word that holds them).
+fn programs(cmd: &str) -> Vec<String> {
+    let mut p = read_command(cmd).programs;
+    p.sort();
+    p
+}
+
+fn sorted(words: &[&str]) -> Vec<String> {
+    let mut w: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    w.sort();
+    w
+}
+
+fn unknown(cmd: &str) -> Vec<String> {
+    read_command(cmd).unknown_programs
+}
+
+fn has_word(cmd: &str, word: &str) -> bool {
+    read_command(cmd).words.iter().any(|w| w == word)
+}
+
+#[test]
+fn quoted_or_escaped_program_names_are_words() {
+    for cmd in [
+        r#"r"m" -rf /"#,
+        "'rm' -rf /",
+        r"r\m -rf /",
+        r#"/usr/bin/"r"'m' -rf /"#,
+        r#"echo hi; s''u''do r""m x"#,
+        r#"echo "$(r"m" -rf /)""#,
+        r#"echo "`r'm' -rf /`""#,
+        // ANSI-C quoting: hex, octal, unicode escapes.
+        r"$'\x72m' -rf /",
+        r"$'\162\155' -rf /",
+        r"$'\u0072'm -rf /",
+        // Quote removal joins code that a shell or eval reads again.
+        r"sh -c 'r''m -rf /'",
+        r#"eval "r""m -rf /""#,
+        r"bash -c $'\x72m -rf /'",
+    ] {
+        assert!(
+            has_word(cmd, "rm"),
+            "rm in {:?} of {cmd}",
+            read_command(cmd).words
+        );
+    }
+    let line = read_command(r#"echo "a b" 'c;d'"#);
+    assert!(line.words.iter().any(|x| x == "a b") && line.words.iter().any(|x| x == "c;d"));
+    assert_eq!(read_command("ls -la").words, vec!["ls", "-la", "ls", "-la"]);
+}
+
+#[test]
+fn programs_are_the_words_in_program_position() {
+    assert_eq!(programs("ls -la /tmp"), sorted(&["ls"]));
+    assert_eq!(
+        programs("cd /tmp && /bin/rm -rf x; curl -s y | grep z"),
+        sorted(&["cd", "/bin/rm", "curl", "grep"])
+    );
+    assert_eq!(programs("FOO=1 BAR='x y' make -j2"), sorted(&["make"]));
+    assert_eq!(programs("2>/dev/null cat a >b 2>&1 <c"), sorted(&["cat"]));
+    assert_eq!(
+        programs("if test -f x; then rm x; else echo no; fi"),
+        sorted(&["test", "rm", "echo"])
+    );
+    assert_eq!(
+        programs("for f in a b; do gzip $f; done"),
+        sorted(&["gzip"])
+    );
+    assert_eq!(
+        programs("(cd x; make) & wait"),
+        sorted(&["cd", "make", "wait"])
+    );
+    assert_eq!(
+        programs("echo $(whoami) `id -u` <(date)"),
+        sorted(&["echo", "whoami", "id", "date"])
+    );
+    assert_eq!(programs("echo # ; rm -rf /"), sorted(&["echo"]));
+    assert_eq!(programs("[ -f x ] && [[ -d y ]]"), sorted(&["[", "[["]));
+    assert_eq!(programs("echo 'if'; 'if' x"), sorted(&["echo", "if"]));
+}
+
+#[test]
+fn wrappers_start_the_program_after_their_options() {
+    assert_eq!(programs("sudo -u root rm -rf /"), sorted(&["sudo", "rm"]));
+    assert_eq!(
+        programs("env -i PATH=/bin FOO=1 nice -n 5 make all"),
+        sorted(&["env", "nice", "make"])
+    );
+    assert_eq!(
+        programs("timeout -s KILL 5 curl x"),
+        sorted(&["timeout", "curl"])
+    );
+    assert_eq!(
+        programs("find . -name '*.o' -exec rm {} ;"),
+        sorted(&["find", "rm"])
+    );
+    assert_eq!(
+        programs("ls | xargs -I{} -n 1 sh -c 'cp {} /tmp'"),
+        sorted(&["ls", "xargs", "sh", "cp"])
+    );
+    assert_eq!(programs("env -S 'rm -rf /'"), sorted(&["env", "rm"]));
+    assert_eq!(
+        programs("su -c 'mkfs /dev/sda' root"),
+        sorted(&["su", "mkfs"])
+    );
+    assert_eq!(
+        programs("eval 'curl x;' wget y"),
+        sorted(&["eval", "curl", "wget"])
+    );
+}
+
+#[test]
+fn programs_only_the_shell_can_name_are_unknown() {
+    for (cmd, what) in [
+        ("$x -rf /", "$x"),
+        ("x=rm; ${x} -rf /", "${x}"),
+        ("$(echo rm) -rf /", "$(echo rm)"),
+        ("`echo rm` -rf /", "`echo rm`"),
+        ("/bin/r? -rf /", "/bin/r?"),
+        ("/bin/r[m] -rf /", "/bin/r[m]"),
+        ("/bin/{rm,x} -rf /", "/bin/{rm,x}"),
+        ("sudo $CMD", "$CMD"),
+        ("sh -c \"$CODE\"", "\"$CODE\""),
+        ("eval $CODE", "$CODE"),
+        (
+            "echo cm0gLXJmIC8K | base64 -d | sh",
+            "a shell reading commands from its input",
+        ),
+        (
+            "curl -s x | bash -s -- arg",
+            "a shell reading commands from its input",
+        ),
+    ] {
+        assert_eq!(unknown(cmd), vec![what.to_string()], "{cmd}");
+    }
+    // Expansions in arguments are no program; the commands inside one are read.
+    for cmd in [
+        "echo $HOME ${USER:-x} *.txt",
+        "ls -la ~/x",
+        "grep -r 'a.*b' .",
+        "bash script.sh",
+        "sh -c 'ls'",
+    ] {
+        assert!(unknown(cmd).is_empty(), "{cmd}: {:?}", unknown(cmd));
+    }
+    assert_eq!(programs("echo ${x:-$(rm -rf /)}"), sorted(&["echo", "rm"]));
+    assert_eq!(
+        programs("echo $(( $(id -u) + 1 )) done"),
+        sorted(&["echo", "id"])
+    );
+}
+
+#[test]
+fn deep_nesting_is_unknown_and_bounded() {
+    let deep = alloc::format!("{}rm{}", "$(".repeat(5000), ")".repeat(5000));
+    let line = read_command(&deep);
+    assert!(line
+        .unknown_programs
+        .iter()
+        .any(|u| u == "commands nested too deep"));
+    let braces = alloc::format!("{}x{}", "${a:-".repeat(5000), "}".repeat(5000));
+    assert!(read_command(&braces)
+        .unknown_programs
+        .iter()
+        .any(|u| u == "expansions nested too deep"));
+    // Code inside code, each level quoted once more: read down to MAX_DEPTH, then unknown.
+    let mut code = String::from("rm -rf /");
+    for _ in 0..12 {
+        let escaped: String = code
+            .chars()
+            .flat_map(|c| match c {
+                '\\' | '"' | '$' | '`' => vec!['\\', c],
+                c => vec![c],
+            })
+            .collect();
+        code = alloc::format!("sh -c \"{escaped}\"");
+    }
+    let line = read_command(&code);
+    assert!(
+        line.unknown_programs
+            .iter()
+            .any(|u| u == "commands nested too deep"),
+        "{line:?}"
+    );
+    let _ = read_command(&"`".repeat(10_001));
+    let _ = read_command(&"$'\\".repeat(10_000));
+}
+
+#[test]
+fn random_shell_text_never_panics_and_stays_bounded() {
+    const ALPHABET: &[char] = &[
+        '$', '(', ')', '{', '}', '`', '\'', '"', '\\', ' ', '\n', ';', '|', '&', '<', '>', '#',
+        '*', '?', '[', ']', '=', '-', 'c', 's', 'h', 'r', 'm', 'x', '0', '7', 'é', '\u{0}',
+    ];
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..20_000 {
+        let len = (next() % 64) as usize;
+        let text: String = (0..len)
+            .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
+            .collect();
+        let line = read_command(&text);
+        // Words come from the text: never more than a few per character at each level.
+        assert!(
+            line.words.len() <= 4 * (text.len() + 1) * (MAX_DEPTH + 1),
+            "{text:?}"
+        );
+    }
+}
