@@ -217,9 +217,10 @@ impl<U: Uart> BridgeClient<U> {
                 if let Some(answer) = self.decoder.next_frame() {
                     return self.judge(id, answer);
                 }
-                continue;
+            } else {
+                polls += 1;
             }
-            polls += 1;
+            // Also while bytes keep coming: an answer that trickles in must not outlast the deadline.
             if expired(polls, self.clock_ms, self.timeout_ms, self.max_polls) {
                 let what = if self.decoder.pending() > 0 {
                     format!(

@@ -217,6 +217,30 @@ fn silence_and_cut_answers_time_out() {
 }
 
 #[test]
+fn the_deadline_holds_while_an_answer_keeps_arriving() {
+    // A header for the largest payload, then its bytes: the UART always has one waiting, so the
+    // wait never goes idle. The call must end at its deadline (1000 ticks of the clock, one per
+    // look), not when the 1 MiB has been read.
+    let mut bridge = client(|f| {
+        let mut bytes = response(f.id, &[]);
+        bytes.truncate(frame::HEADER_LEN);
+        bytes[8..12].copy_from_slice(&(frame::MAX_PAYLOAD as u32).to_le_bytes());
+        bytes.resize(
+            frame::HEADER_LEN + frame::MAX_PAYLOAD + frame::TRAILER_LEN,
+            b'a',
+        );
+        bytes
+    });
+    let failure = bridge.call("read_file", "{}").result.unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Timeout, "{failure}");
+    assert!(failure.message.contains("stopped after"), "{failure}");
+    assert!(
+        bridge.uart_mut().rx.len() > frame::MAX_PAYLOAD / 2,
+        "read past the deadline"
+    );
+}
+
+#[test]
 fn a_late_answer_is_drained_before_the_next_request() {
     // The first answer never comes in time; the second request must not take it for its own.
     let mut calls = 0;

@@ -43,6 +43,11 @@ impl<R, W: Write> Write for Duplex<R, W> {
 }
 
 const LOG_ARGS_MAX: usize = 200;
+/// Longest error message (and `truncated` preview) sent in an Error frame; the log keeps the whole
+/// message. A server's error text or a guest's path may be megabytes, and JSON escaping can grow a
+/// byte sixfold: these bounds keep every error payload far below `MAX_PAYLOAD`.
+const ERROR_MESSAGE_MAX: usize = 4096;
+const ERROR_PREVIEW_MAX: usize = 64 * 1024;
 
 /// Serves frames from `io` until it reaches end of stream. Every forwarded call is logged to `log` with its request
 /// id. A read that times out (`WouldBlock`/`TimedOut`, e.g. a socket read timeout) inside a frame abandons that
@@ -128,7 +133,15 @@ fn send_error(
     e: &BridgeError,
 ) -> io::Result<()> {
     stats.errors += 1;
-    write_frame(io, FrameKind::Error, id, &e.to_payload())
+    let bounded = BridgeError {
+        code: e.code,
+        message: truncate_utf8(&e.message, ERROR_MESSAGE_MAX).to_string(),
+        truncated: e
+            .truncated
+            .as_deref()
+            .map(|t| truncate_utf8(t, ERROR_PREVIEW_MAX).to_string()),
+    };
+    write_frame(io, FrameKind::Error, id, &bounded.to_payload())
 }
 
 fn write_frame(io: &mut impl Write, kind: FrameKind, id: u32, payload: &[u8]) -> io::Result<()> {

@@ -9,7 +9,7 @@ use crate::wire_error::{BridgeError, ErrorCode};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,6 +17,11 @@ use std::time::{Duration, Instant};
 pub const PROTOCOL_VERSION: &str = "2024-11-05";
 const STDERR_TAIL: usize = 2048;
 const TRUNCATED_PREVIEW: usize = 64 * 1024;
+/// Server messages held until a call reads them; when full the reader stops and the server's
+/// writes wait in the pipe (a server that talks between calls costs bounded memory).
+const INCOMING_QUEUE: usize = 16;
+/// Messages held for a server that does not read its input; more are refused, never queued.
+const OUTGOING_QUEUE: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
@@ -49,7 +54,7 @@ enum Incoming {
 
 pub struct McpClient {
     child: Child,
-    outgoing: Option<Sender<Vec<u8>>>,
+    outgoing: Option<SyncSender<Vec<u8>>>,
     incoming: Receiver<Incoming>,
     stderr_tail: Arc<Mutex<Vec<u8>>>,
     next_id: u64,
@@ -65,7 +70,7 @@ fn err(code: ErrorCode, msg: impl Into<String>) -> BridgeError {
 }
 
 /// Reads newline-delimited messages, refusing lines longer than `max_line` (drained, not buffered).
-fn read_lines(out: impl Read, max_line: usize, tx: Sender<Incoming>) {
+fn read_lines(out: impl Read, max_line: usize, tx: SyncSender<Incoming>) {
     let mut r = BufReader::new(out);
     let mut line: Vec<u8> = Vec::new();
     let mut overflow = 0usize;
@@ -166,7 +171,7 @@ impl McpClient {
                     format!("cannot start {program}: {e}"),
                 )
             })?;
-        let (in_tx, in_rx) = mpsc::channel();
+        let (in_tx, in_rx) = mpsc::sync_channel(INCOMING_QUEUE);
         let stdout = child.stdout.take().expect("stdout is piped");
         let max_line = opts.max_line;
         let tx = in_tx.clone();
@@ -185,7 +190,7 @@ impl McpClient {
             }
         });
         let stdin = child.stdin.take().expect("stdin is piped");
-        let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>();
+        let (out_tx, out_rx) = outgoing_channel();
         thread::spawn(move || write_messages(stdin, out_rx, in_tx));
         let mut client = McpClient {
             child,
@@ -273,7 +278,11 @@ impl McpClient {
             ("name", Json::str(&call.name)),
             ("arguments", call.arguments.clone()),
         ]);
-        let result = self.request("tools/call", params)?;
+        // Guests see their own paths, not the host's scratch directory (server errors, stderr).
+        let result = self.request("tools/call", params).map_err(|mut e| {
+            e.message = e.message.replace(&self.scratch, "");
+            e
+        })?;
         let mut text = String::new();
         for item in result
             .get("content")
@@ -312,15 +321,14 @@ impl McpClient {
         }
         let mut line = msg.to_string().into_bytes();
         line.push(b'\n');
-        let sent = self
-            .outgoing
-            .as_ref()
-            .map(|tx| tx.send(line).is_ok())
-            .unwrap_or(false);
-        if !sent {
-            return Err(self.mark_dead("the server's input is closed".into()));
+        match self.outgoing.as_ref().map(|tx| tx.try_send(line)) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(TrySendError::Full(_))) => Err(err(
+                ErrorCode::ServerError,
+                "the server is not reading its input",
+            )),
+            _ => Err(self.mark_dead("the server's input is closed".into())),
         }
-        Ok(())
     }
 
     /// Sends one request and waits, at most the call timeout, for the response with its id.
@@ -344,16 +352,22 @@ impl McpClient {
             ("params", params),
         ]))?;
         let deadline = Instant::now() + wait;
+        let timeout = || {
+            err(
+                ErrorCode::Timeout,
+                format!("{method}: no answer within {} ms", wait.as_millis()),
+            )
+        };
         loop {
+            // Checked before each message: a server that never stops talking still gets its deadline
+            // (`recv_timeout` returns a waiting message even when no time is left).
             let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timeout());
+            }
             let msg = match self.incoming.recv_timeout(left) {
                 Ok(m) => m,
-                Err(RecvTimeoutError::Timeout) => {
-                    return Err(err(
-                        ErrorCode::Timeout,
-                        format!("{method}: no answer within {} ms", wait.as_millis()),
-                    ))
-                }
+                Err(RecvTimeoutError::Timeout) => return Err(timeout()),
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(self.mark_dead("server output closed".into()))
                 }
@@ -392,7 +406,11 @@ impl McpClient {
                             ]),
                         ),
                     ]);
-                    self.send(&reply)?;
+                    // Best effort: a server that does not read its input gets no reply.
+                    match self.send(&reply) {
+                        Err(e) if e.code == ErrorCode::ServerExited => return Err(e),
+                        _ => {}
+                    }
                 }
                 continue; // notifications (logging, progress) are ignored
             }
@@ -436,14 +454,18 @@ impl McpClient {
         };
         if !tail.is_empty() {
             msg.push_str("; stderr: ");
-            msg.push_str(truncate_utf8(&tail, 512));
+            msg.push_str(tail_utf8(&tail, 512));
         }
         self.dead = Some(msg.clone());
         err(ErrorCode::ServerExited, msg)
     }
 }
 
-fn write_messages(mut stdin: ChildStdin, rx: Receiver<Vec<u8>>, closed: Sender<Incoming>) {
+fn outgoing_channel() -> (SyncSender<Vec<u8>>, Receiver<Vec<u8>>) {
+    mpsc::sync_channel(OUTGOING_QUEUE)
+}
+
+fn write_messages(mut stdin: ChildStdin, rx: Receiver<Vec<u8>>, closed: SyncSender<Incoming>) {
     for msg in rx {
         if let Err(e) = stdin.write_all(&msg).and_then(|_| stdin.flush()) {
             let _ = closed.send(Incoming::Closed(format!(
@@ -466,6 +488,15 @@ pub fn truncate_utf8(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// The longest suffix of `s` of at most `max` bytes that starts on a char boundary.
+fn tail_utf8(s: &str, max: usize) -> &str {
+    let mut start = s.len().saturating_sub(max);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    &s[start..]
+}
+
 impl Drop for McpClient {
     fn drop(&mut self) {
         self.outgoing = None;
@@ -473,3 +504,7 @@ impl Drop for McpClient {
         let _ = self.child.wait();
     }
 }
+
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod tests;
