@@ -214,11 +214,15 @@ impl<U: Uart> BridgeClient<U> {
             }
             if got > 0 {
                 self.decoder.push(&batch[..got]);
-                if let Some(answer) = self.decoder.next_frame() {
-                    return self.judge(id, answer);
-                }
             } else {
                 polls += 1;
+            }
+            while let Some(answer) = self.decoder.next_frame() {
+                // The late answer of an earlier request that timed out here: not this one's.
+                if matches!(&answer, Ok(f) if is_earlier_answer(f, id)) {
+                    continue;
+                }
+                return self.judge(id, answer);
             }
             // Also while bytes keep coming: an answer that trickles in must not outlast the deadline.
             if expired(polls, self.clock_ms, self.timeout_ms, self.max_polls) {
@@ -323,6 +327,15 @@ pub fn requested(cmdline: &str) -> Result<bool, String> {
         }
     }
     Ok(on)
+}
+
+/// An answer (Response or Error) to a request sent before `id`: ids count up from 1 and wrap,
+/// 0 is the framing-error id.
+fn is_earlier_answer(frame: &frame::Frame, id: u32) -> bool {
+    matches!(frame.kind, FrameKind::Response | FrameKind::Error)
+        && frame.id != frame::FRAMING_ERROR_ID
+        && frame.id != id
+        && id.wrapping_sub(frame.id) < 1 << 31
 }
 
 #[cfg(test)]

@@ -261,6 +261,35 @@ fn a_late_answer_is_drained_before_the_next_request() {
 }
 
 #[test]
+fn a_late_answer_arriving_during_the_next_call_is_skipped() {
+    // The answer to id 1 comes only after request 2 went out, right before request 2's answer
+    // (before: request 2 failed as `Unexpected`, and its own answer was drained at request 3).
+    let mut calls = 0;
+    let mut bridge = client(move |f| {
+        calls += 1;
+        match calls {
+            1 => Vec::new(),
+            2 => {
+                let mut late = error_frame(1, ErrorCode::Timeout, "late");
+                late.extend(response(1, b"stale"));
+                late.extend(response(f.id, b"fresh"));
+                late
+            }
+            _ => response(f.id, b"third"),
+        }
+    });
+    assert!(bridge.call("read_file", "{}").result.is_err());
+    let call = bridge.call("read_file", "{}");
+    assert_eq!((call.id, call.result), (2, Ok(b"fresh".to_vec())));
+    let call = bridge.call("read_file", "{}");
+    assert_eq!((call.id, call.result), (3, Ok(b"third".to_vec())));
+    // A later id than the one waiting is still refused.
+    let mut bridge = client(|f| response(f.id + 1, b"future"));
+    let failure = bridge.call("read_file", "{}").result.unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Unexpected, "{failure}");
+}
+
+#[test]
 fn large_answers_pass_whole() {
     let big = vec![b'a'; 200_000];
     let expected = big.clone();

@@ -4,7 +4,7 @@
 
 use crate::frame::MAX_PAYLOAD;
 use crate::json::Json;
-use crate::mapping::{self, ServerCall};
+use crate::mapping::{self, ResultShape, ServerCall};
 use crate::wire_error::{BridgeError, ErrorCode};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -297,6 +297,9 @@ impl McpClient {
             // Guests see their own paths, not the host's scratch directory.
             let text = text.replace(&self.scratch, "");
             return Err(err(ErrorCode::ToolFailed, truncate_utf8(&text, 4096)));
+        }
+        if call.shape == ResultShape::Status {
+            text = text.replace(&self.scratch, "");
         }
         let text = mapping::shape_result(call.shape, &text);
         if text.len() > self.opts.max_result {

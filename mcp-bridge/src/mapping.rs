@@ -10,6 +10,9 @@ use alloc::vec::Vec;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResultShape {
     AsIs,
+    /// The server's status message about a path (`Successfully wrote to ...`): the host's scratch
+    /// directory is removed, so the guest sees its own path.
+    Status,
     /// `[DIR] a` / `[FILE] b` lines become `a/` / `b` (the catalog's list_dir format).
     Listing,
 }
@@ -128,7 +131,7 @@ pub fn map_call(
                     ("path", Json::String(path)),
                     ("content", Json::str(content)),
                 ]),
-                ResultShape::AsIs,
+                ResultShape::Status,
             ))
         }
         "list_dir" => {
@@ -158,7 +161,7 @@ pub fn map_call(
 /// Reshapes the server's text for the guest.
 pub fn shape_result(shape: ResultShape, text: &str) -> String {
     match shape {
-        ResultShape::AsIs => text.to_string(),
+        ResultShape::AsIs | ResultShape::Status => text.to_string(),
         ResultShape::Listing => {
             let mut out = String::new();
             for line in text.lines().filter(|l| !l.is_empty()) {

@@ -62,7 +62,12 @@ fn write_read_list_reach_the_real_server() {
     );
     let frames = frames(&out);
 
-    ok_text(&frames, 1);
+    // The server's confirmation names the guest's path, not the host's scratch directory.
+    let written = ok_text(&frames, 1);
+    assert!(
+        written.contains("/notes.txt") && !written.contains(client.scratch()),
+        "{written}"
+    );
     let on_disk =
         std::fs::read_to_string(dir.join("notes.txt")).expect("write_file created the file");
     assert_eq!(on_disk, "hi from the guest\nline 2 é\n");
