@@ -216,6 +216,10 @@ fn serve_frame(
         }
         Err(e) => {
             writeln!(log, "bridge: id={id} <- error {e}")?;
+            let stderr = server.stderr_excerpt();
+            if e.code == ErrorCode::ServerExited && !stderr.is_empty() {
+                writeln!(log, "bridge: id={id} server stderr: {stderr}")?;
+            }
             send_error(io, stats, id, &e)
         }
     }

@@ -436,6 +436,16 @@ impl McpClient {
         }
     }
 
+    /// The end of what the server wrote to stderr (at most 512 bytes), for the host's log.
+    pub fn stderr_excerpt(&self) -> String {
+        let tail = self
+            .stderr_tail
+            .lock()
+            .map(|t| String::from_utf8_lossy(&t).trim().to_string())
+            .unwrap_or_default();
+        tail_utf8(&tail, 512).to_string()
+    }
+
     fn mark_dead(&mut self, why: String) -> BridgeError {
         self.outgoing = None;
         let mut status = None;
@@ -446,19 +456,12 @@ impl McpClient {
             }
             thread::sleep(Duration::from_millis(10));
         }
-        let tail = self
-            .stderr_tail
-            .lock()
-            .map(|t| String::from_utf8_lossy(&t).trim().to_string())
-            .unwrap_or_default();
-        let mut msg = match status {
+        // The server's stderr stays on the host (the bridge log: `stderr_excerpt`): it names host
+        // paths (the scratch directory, caches under $HOME) the guest has no business seeing.
+        let msg = match status {
             Some(s) => format!("MCP server exited ({s}): {why}"),
             None => format!("MCP server stopped answering: {why}"),
         };
-        if !tail.is_empty() {
-            msg.push_str("; stderr: ");
-            msg.push_str(tail_utf8(&tail, 512));
-        }
         self.dead = Some(msg.clone());
         err(ErrorCode::ServerExited, msg)
     }
