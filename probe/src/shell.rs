@@ -256,6 +256,9 @@ enum After {
     Eval(Vec<String>),
     /// `find`: the word after `-exec` is a program.
     Find { program_next: bool },
+    /// `source` / `.`: the first word is a script this shell runs; one only the shell can name
+    /// (`. <(curl ...)`, `source $f`) is code nobody has read.
+    Source,
     /// `for`/`case` heads: nothing here is a program.
     Skip,
     /// `function`: the next word is the function's name; its body's first word is a program.
@@ -351,6 +354,12 @@ fn find_programs(tokens: &[Token], depth: usize, line: &mut CommandLine) {
                     line.unknown_programs.push(w.raw.clone());
                 }
                 args.push(w.text.clone());
+            }
+            After::Source => {
+                if w.unknown {
+                    line.unknown_programs.push(w.raw.clone());
+                }
+                after = After::Args;
             }
             After::Find { program_next } => {
                 if core::mem::take(program_next) {
