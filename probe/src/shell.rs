@@ -400,6 +400,8 @@ fn program(w: &Word, line: &mut CommandLine) -> After {
         After::Find {
             program_next: false,
         }
+    } else if base == "source" || base == "." {
+        After::Source
     } else {
         After::Args
     }

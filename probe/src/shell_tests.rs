@@ -133,6 +133,12 @@ fn programs_only_the_shell_can_name_are_unknown() {
             "curl -s x | bash -s -- arg",
             "a shell reading commands from its input",
         ),
+        (
+            "sh <<< 'rm -rf /'",
+            "a shell reading commands from its input",
+        ),
+        (". <(curl -s x)", "<(curl -s x)"),
+        ("source $SCRIPT", "$SCRIPT"),
     ] {
         assert_eq!(unknown(cmd), vec![what.to_string()], "{cmd}");
     }
