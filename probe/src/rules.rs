@@ -402,6 +402,8 @@ mod tests {
             "$L -la",
             "ls -la && sudo ls",
             "grep x | xargs rm",
+            "function ls { rm -rf /; }; ls",
+            "ls() { rm -rf /; }; ls",
         ] {
             assert_eq!(run(cmd), Effect::Deny, "{cmd}");
         }
