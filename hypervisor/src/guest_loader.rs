@@ -1,7 +1,8 @@
 //! ELF64 loader for guest images (static x86_64 EXEC files, virtual = physical addresses): every header
-//! field is bounds-checked, every PT_LOAD must fit in the guest's RAM above the hypervisor's reserved
-//! low area, and the entry point must lie in an executable segment. A malformed image is an error, never
-//! a panic, and nothing is written to guest memory unless the whole image checks out.
+//! field is bounds-checked, every PT_LOAD must have p_vaddr = p_paddr and fit in the guest's RAM above the
+//! hypervisor's reserved low area, and the entry point must lie in the file-backed bytes of an executable
+//! segment (not in its zero-filled tail). A malformed image is an error, never a panic, and nothing is
+//! written to guest memory unless the whole image checks out.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -50,6 +51,12 @@ pub enum ElfError {
     SegmentsOverlap {
         index: usize,
     },
+    /// p_vaddr != p_paddr (the format places each segment at guest-physical = virtual p_paddr).
+    PhysicalAddressMismatch {
+        index: usize,
+        vaddr: u64,
+        paddr: u64,
+    },
     NoLoadableSegment,
     EntryNotInCode {
         entry: u64,
@@ -74,8 +81,14 @@ impl fmt::Display for ElfError {
                 write!(f, "ELF: segment {index} [{start:#x}, {end:#x}) lies outside the guest's loadable RAM")
             }
             Self::SegmentsOverlap { index } => write!(f, "ELF: segment {index} overlaps an earlier one"),
+            Self::PhysicalAddressMismatch { index, vaddr, paddr } => write!(
+                f,
+                "ELF: segment {index} has p_vaddr {vaddr:#x} != p_paddr {paddr:#x}"
+            ),
             Self::NoLoadableSegment => write!(f, "ELF: no PT_LOAD segment"),
-            Self::EntryNotInCode { entry } => write!(f, "ELF: entry point {entry:#x} is not in an executable segment"),
+            Self::EntryNotInCode { entry } => {
+                write!(f, "ELF: entry point {entry:#x} is not in the file bytes of an executable segment")
+            }
         }
     }
 }
@@ -149,12 +162,20 @@ pub fn parse(file: &[u8], low: u64, ram_size: u64) -> Result<ElfImage, ElfError>
             continue;
         }
         let flags = u32_at(ph, 4);
-        let (p_offset, vaddr, filesz, memsz) = (
+        let (p_offset, vaddr, paddr, filesz, memsz) = (
             u64_at(ph, 8),
             u64_at(ph, 16),
+            u64_at(ph, 24),
             u64_at(ph, 32),
             u64_at(ph, 40),
         );
+        if vaddr != paddr {
+            return Err(ElfError::PhysicalAddressMismatch {
+                index,
+                vaddr,
+                paddr,
+            });
+        }
         if filesz > memsz {
             return Err(ElfError::FileSizeAboveMemSize { index });
         }
@@ -190,9 +211,10 @@ pub fn parse(file: &[u8], low: u64, ram_size: u64) -> Result<ElfImage, ElfError>
     if segments.is_empty() {
         return Err(ElfError::NoLoadableSegment);
     }
+    // The entry must be a byte the image supplied: file_size <= mem_size, so this stays inside the segment.
     let in_code = segments
         .iter()
-        .any(|s| s.executable && entry >= s.gpa && entry < s.gpa + s.mem_size);
+        .any(|s| s.executable && entry >= s.gpa && entry - s.gpa < s.file_size as u64);
     if !in_code {
         return Err(ElfError::EntryNotInCode { entry });
     }

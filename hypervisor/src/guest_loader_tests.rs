@@ -189,3 +189,53 @@ fn agent_modules_are_named_by_their_module_string() {
     assert_eq!(agent_module_name("agent:"), None);
     assert_eq!(agent_module_name("model.gguf"), None);
 }
+
+#[test]
+fn entry_in_the_zero_filled_tail_of_code_is_refused() {
+    // One R X segment with 1 file byte and 0x1000 bytes in memory: the entry at +0x10 lies in the part
+    // the loader zero-fills, not in any code the image supplied.
+    let file = elf(
+        0x40_0010,
+        &[(1, 5, payload_offset(1), 0x40_0000, 1, 0x1000)],
+        &[0xF4],
+    );
+    assert_eq!(
+        parse(&file, LOW, RAM),
+        Err(ElfError::EntryNotInCode { entry: 0x40_0010 })
+    );
+    let no_file_bytes = elf(
+        0x40_0000,
+        &[(1, 5, payload_offset(1), 0x40_0000, 0, 0x1000)],
+        &[],
+    );
+    assert_eq!(
+        parse(&no_file_bytes, LOW, RAM),
+        Err(ElfError::EntryNotInCode { entry: 0x40_0000 })
+    );
+    let last_file_byte = elf(
+        0x40_0000,
+        &[(1, 5, payload_offset(1), 0x40_0000, 1, 0x1000)],
+        &[0xF4],
+    );
+    assert!(parse(&last_file_byte, LOW, RAM).is_ok());
+}
+
+#[test]
+fn segment_whose_physical_address_differs_from_its_virtual_is_refused() {
+    // docs/agents.md: PT_LOAD vaddr = paddr, copied to guest-physical p_paddr. An image that says
+    // otherwise would be placed at p_vaddr, not where its headers say.
+    let mut file = elf(
+        0x40_0000,
+        &[(1, 5, payload_offset(1), 0x40_0000, 1, 1)],
+        &[0xF4],
+    );
+    file[64 + 24..64 + 32].copy_from_slice(&0x50_0000u64.to_le_bytes());
+    assert_eq!(
+        parse(&file, LOW, RAM),
+        Err(ElfError::PhysicalAddressMismatch {
+            index: 0,
+            vaddr: 0x40_0000,
+            paddr: 0x50_0000,
+        })
+    );
+}
