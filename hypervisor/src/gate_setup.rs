@@ -61,20 +61,68 @@ pub fn logits_digest(model: &Model<'_>) -> Result<[u8; 32], String> {
 
 /// What a boot module's string names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModuleRole {
+pub enum ModuleRole<'a> {
     Model,
     Policy,
     Fs,
+    /// `agent:NAME` or `agent-NAME`: a guest image.
+    Agent(&'a str),
     Other,
 }
 
-pub fn module_role(string: &str) -> ModuleRole {
-    match string.trim() {
+/// The role of a boot module by its GRUB string; an agent module without a name is an error.
+pub fn module_role(string: &str) -> Result<ModuleRole<'_>, String> {
+    let role = match string.trim() {
         "model" => ModuleRole::Model,
         "policy" => ModuleRole::Policy,
         "fs" => ModuleRole::Fs,
-        _ => ModuleRole::Other,
+        s => match s
+            .strip_prefix("agent:")
+            .or_else(|| s.strip_prefix("agent-"))
+        {
+            Some("") => return Err(format!("boot module {string:?} names no agent")),
+            Some(name) => ModuleRole::Agent(name),
+            None => ModuleRole::Other,
+        },
+    };
+    Ok(role)
+}
+
+/// The boot modules the gate uses, each given at most once.
+#[derive(Default)]
+pub struct GateModules {
+    pub model: Option<&'static [u8]>,
+    pub policy: Option<&'static [u8]>,
+    pub fs: Option<&'static [u8]>,
+}
+
+impl GateModules {
+    /// Takes a `model`, `policy` or `fs` module (other roles are not the gate's). A second one of
+    /// a role is an error: which one the gate used would be an accident of module order.
+    pub fn add(&mut self, role: ModuleRole<'_>, bytes: &'static [u8]) -> Result<(), String> {
+        let (slot, name) = match role {
+            ModuleRole::Model => (&mut self.model, "model"),
+            ModuleRole::Policy => (&mut self.policy, "policy"),
+            ModuleRole::Fs => (&mut self.fs, "fs"),
+            ModuleRole::Agent(_) | ModuleRole::Other => return Ok(()),
+        };
+        if slot.replace(bytes).is_some() {
+            return Err(format!("two {name} boot modules"));
+        }
+        Ok(())
     }
+}
+
+/// The first name given twice: two guests of one name would share audit records and rate limits.
+pub fn first_duplicate<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let mut seen = Vec::new();
+    for name in names {
+        if seen.contains(&name) {
+            return Some(name);
+        }
+        seen.push(name);
+    }
+    None
 }
 
 #[cfg(test)]
@@ -100,9 +148,34 @@ mod tests {
 
     #[test]
     fn module_roles() {
-        assert_eq!(module_role("model"), ModuleRole::Model);
-        assert_eq!(module_role("policy"), ModuleRole::Policy);
-        assert_eq!(module_role("fs"), ModuleRole::Fs);
-        assert_eq!(module_role("agent-benign"), ModuleRole::Other);
+        assert_eq!(module_role("model"), Ok(ModuleRole::Model));
+        assert_eq!(module_role(" policy "), Ok(ModuleRole::Policy));
+        assert_eq!(module_role("fs"), Ok(ModuleRole::Fs));
+        assert_eq!(module_role("agent-benign"), Ok(ModuleRole::Agent("benign")));
+        assert_eq!(
+            module_role("agent:misbehaving"),
+            Ok(ModuleRole::Agent("misbehaving"))
+        );
+        assert_eq!(module_role("model.gguf"), Ok(ModuleRole::Other));
+        assert!(module_role("agent:")
+            .unwrap_err()
+            .contains("names no agent"));
+    }
+
+    #[test]
+    fn a_second_module_of_a_gate_role_or_a_second_agent_of_a_name_is_refused() {
+        static A: [u8; 1] = [1];
+        static B: [u8; 1] = [2];
+        let mut modules = GateModules::default();
+        modules.add(ModuleRole::Policy, &A).unwrap();
+        modules.add(ModuleRole::Model, &A).unwrap();
+        modules.add(ModuleRole::Other, &B).unwrap();
+        assert_eq!(
+            modules.add(ModuleRole::Policy, &B),
+            Err(String::from("two policy boot modules"))
+        );
+        assert_eq!(modules.policy, Some(&B[..]));
+        assert_eq!(first_duplicate(["a", "b", "test-a"]), None);
+        assert_eq!(first_duplicate(["a", "b", "a", "b"]), Some("a"));
     }
 }

@@ -244,15 +244,6 @@ impl ElfImage {
     }
 }
 
-/// The agent name of a boot module named `agent:NAME` or `agent-NAME` (GRUB module string); None for other
-/// modules (a model file, ...) and for an empty name.
-pub fn agent_module_name(module_string: &str) -> Option<&str> {
-    let name = module_string
-        .strip_prefix("agent:")
-        .or_else(|| module_string.strip_prefix("agent-"))?;
-    (!name.is_empty()).then_some(name)
-}
-
 #[cfg(test)]
 #[path = "guest_loader_tests.rs"]
 mod tests;

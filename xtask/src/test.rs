@@ -129,6 +129,17 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "PROBEVISOR-DONE status=no-vtx",
             ]),
         },
+        // Two guests of one name would share audit records and rate limits: the boot refuses.
+        BootTest {
+            name: "qemu-tcg-duplicate-guest",
+            cmdline: "testguests=cpuid,msr,cpuid",
+            emulator: Emulator::qemu_tcg(),
+            timeout: Duration::from_secs(60),
+            expect: Expect::all(&[
+                "probevisor: boot failed: two guests named \"test-cpuid\"",
+                "PROBEVISOR-DONE status=fail",
+            ]),
+        },
         BootTest {
             name: "bochs-vmxon",
             cmdline: "",

@@ -2,13 +2,14 @@
 //! SIMD, then the VT-x or SVM bring-up (hw::backend) and the end-of-run marker.
 
 use super::console::{self, line};
-use super::gate::{self, GateModules};
+use super::gate;
 use super::guests::AgentModule;
 use super::{backend, cpu, exit, gdt, heap, idt, paging};
 use crate::cmdline::{self, BootTest};
+use crate::gate_setup::{self, GateModules, ModuleRole};
 use crate::memory::{identity_map_top, usable_ram, MapEntry, Range, RangeSet};
 use crate::status::RunStatus;
-use crate::{guest_loader, test_guests};
+use crate::test_guests;
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -211,19 +212,26 @@ pub fn run(mb_magic: u32, mb_info: u64) -> ! {
                 module.end.saturating_sub(module.start) as usize,
             )
         };
-        let Some(name) = guest_loader::agent_module_name(module.string) else {
-            gate_modules.add(module.string, bytes);
-            continue;
-        };
-        agents.push(AgentModule {
-            name: String::from(name),
-            bytes,
-        });
+        let role = gate_setup::module_role(module.string)
+            .unwrap_or_else(|err| fail(format_args!("{err}; guests not started")));
+        match role {
+            ModuleRole::Agent(name) => agents.push(AgentModule {
+                name: String::from(name),
+                bytes,
+            }),
+            ModuleRole::Other => line(format_args!(
+                "probevisor: boot module {:?} ignored (not agent:NAME, model, policy or fs)",
+                module.string
+            )),
+            role => gate_modules
+                .add(role, bytes)
+                .unwrap_or_else(|err| fail(format_args!("{err}; guests not started"))),
+        }
     }
     for name in test_guests::requested(command_line) {
         let Some(code) = test_guests::code(name) else {
             line(format_args!(
-                "probevisor: unknown test guest {name:?} (known: cpuid, msr, triple-fault, xsetbv, misbehave)"
+                "probevisor: unknown test guest {name:?} (test_guests::code lists the names)"
             ));
             continue;
         };
@@ -232,6 +240,11 @@ pub fn run(mb_magic: u32, mb_info: u64) -> ! {
             name: alloc::format!("test-{name}"),
             bytes: image,
         });
+    }
+    if let Some(name) = gate_setup::first_duplicate(agents.iter().map(|a| a.name.as_str())) {
+        fail(format_args!(
+            "two guests named {name:?} (their audit records and rate limits would mix); guests not started"
+        ));
     }
     let bridge = crate::bridge_client::requested(command_line)
         .unwrap_or_else(|err| fail(format_args!("command line: {err}")));

@@ -7,7 +7,7 @@
 use super::com2::Com2;
 use super::console::line;
 use crate::bridge_client::{self, BridgeClient, ToolBridge, Unavailable};
-use crate::gate_setup::{self, ModuleRole};
+use crate::gate_setup::{self, GateModules};
 use crate::host_fs::MemFs;
 use crate::host_services::{fail_closed, GovernedServices, ToolService, NO_POLICY_REASON};
 use crate::tsc_clock::{self, ClockSource, FALLBACK_TSC_PER_MS};
@@ -48,25 +48,6 @@ fn calibrate_tsc() {
             ClockSource::Assumed => "assumed 1 GHz",
         }
     ));
-}
-
-/// The boot modules the gate uses.
-#[derive(Default)]
-pub struct GateModules {
-    pub model: Option<&'static [u8]>,
-    pub policy: Option<&'static [u8]>,
-    pub fs: Option<&'static [u8]>,
-}
-
-impl GateModules {
-    pub fn add(&mut self, string: &str, bytes: &'static [u8]) {
-        match gate_setup::module_role(string) {
-            ModuleRole::Model => self.model = Some(bytes),
-            ModuleRole::Policy => self.policy = Some(bytes),
-            ModuleRole::Fs => self.fs = Some(bytes),
-            ModuleRole::Other => {}
-        }
-    }
 }
 
 /// The bridge for `bridge=com2`: COM2 if a UART answers there, else one that fails every call.
