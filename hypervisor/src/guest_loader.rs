@@ -226,19 +226,28 @@ impl ElfImage {
     /// RAM the image was checked against (its size at least that `ram_size`).
     pub fn load(&self, file: &[u8], mem: &mut [u8]) -> Result<(), ElfError> {
         for (index, s) in self.segments.iter().enumerate() {
+            // `parse` made these checks already; the arithmetic stays checked for an image built
+            // by hand (the fields are public).
             let outside = ElfError::SegmentOutsideRam {
                 index,
                 start: s.gpa,
-                end: s.gpa + s.mem_size,
+                end: s.gpa.saturating_add(s.mem_size),
             };
             let start = usize::try_from(s.gpa).map_err(|_| outside)?;
             let size = usize::try_from(s.mem_size).map_err(|_| outside)?;
-            let target = mem.get_mut(start..start + size).ok_or(outside)?;
-            let source = file
-                .get(s.file_offset..s.file_offset + s.file_size)
+            let target = start
+                .checked_add(size)
+                .and_then(|end| mem.get_mut(start..end))
+                .ok_or(outside)?;
+            let source = s
+                .file_offset
+                .checked_add(s.file_size)
+                .and_then(|end| file.get(s.file_offset..end))
+                .filter(|source| source.len() <= target.len())
                 .ok_or(ElfError::SegmentOutsideFile { index })?;
-            target[..source.len()].copy_from_slice(source);
-            target[source.len()..].fill(0);
+            let (loaded, zeroed) = target.split_at_mut(source.len());
+            loaded.copy_from_slice(source);
+            zeroed.fill(0);
         }
         Ok(())
     }

@@ -181,3 +181,35 @@ fn entry_and_overlap_errors() {
         Err(ElfError::SegmentsOverlap { index: 1 })
     );
 }
+
+#[test]
+fn a_hand_built_image_with_impossible_fields_is_an_error_not_a_panic() {
+    let segment = |gpa: u64, mem_size: u64, file_offset: usize, file_size: usize| ElfImage {
+        entry: gpa,
+        segments: vec![Segment {
+            gpa,
+            mem_size,
+            file_offset,
+            file_size,
+            executable: true,
+        }],
+    };
+    let file = [0xF4u8; 16];
+    let mut mem = vec![0u8; 0x1000];
+    for (image, expected_outside_file) in [
+        (segment(u64::MAX - 1, 4, 0, 1), false),
+        (segment(0x100, usize::MAX as u64, 0, 1), false),
+        (segment(0x100, 8, usize::MAX - 1, 4), true),
+        (segment(0x100, 2, 0, 8), true),
+        (segment(0x100, 8, 8, 16), true),
+    ] {
+        let err = image.load(&file, &mut mem).unwrap_err();
+        assert_eq!(
+            matches!(err, ElfError::SegmentOutsideFile { .. }),
+            expected_outside_file,
+            "{image:?}: {err}"
+        );
+    }
+    segment(0x100, 8, 0, 4).load(&file, &mut mem).unwrap();
+    assert_eq!(&mem[0x100..0x108], &[0xF4, 0xF4, 0xF4, 0xF4, 0, 0, 0, 0]);
+}

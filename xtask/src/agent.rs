@@ -98,8 +98,9 @@ pub struct AgentImage {
 }
 
 fn field(bytes: &[u8], offset: usize, len: usize) -> Result<u64, String> {
-    let b = bytes
-        .get(offset..offset + len)
+    let b = offset
+        .checked_add(len)
+        .and_then(|end| bytes.get(offset..end))
         .ok_or("ELF file truncated")?;
     Ok(b.iter().rev().fold(0u64, |acc, x| acc << 8 | u64::from(*x)))
 }
@@ -130,12 +131,15 @@ pub fn check_elf(bytes: &[u8]) -> Result<AgentImage, String> {
     if entry != AGENT_BASE {
         return Err(format!("entry point {entry:#x}, expected {AGENT_BASE:#x}"));
     }
-    let phoff = field(bytes, 32, 8)? as usize;
-    let phentsize = field(bytes, 54, 2)? as usize;
+    let phoff = usize::try_from(field(bytes, 32, 8)?).unwrap_or(usize::MAX);
+    if field(bytes, 54, 2)? != 56 {
+        return Err("program header size is not 56 (ELF64)".into());
+    }
     let phnum = field(bytes, 56, 2)? as usize;
     let (mut loads, mut end) = (0, AGENT_BASE);
     for i in 0..phnum {
-        let ph = phoff + i * phentsize;
+        // Past the end of the file (or of usize) reads as truncated below.
+        let ph = phoff.saturating_add(i * 56);
         let p_type = field(bytes, ph, 4)?;
         let [offset, vaddr, paddr, filesz, memsz, align] =
             [8, 16, 24, 32, 40, 48].map(|o| field(bytes, ph + o, 8));
@@ -247,5 +251,12 @@ mod tests {
         let mut truncated = elf(2, AGENT_BASE, &base);
         truncated.truncate(70);
         assert!(check_elf(&truncated).unwrap_err().contains("truncated"));
+        // A program header table offset near the end of the address space (it overflowed).
+        let mut far = elf(2, AGENT_BASE, &base);
+        far[32..40].copy_from_slice(&(u64::MAX - 8).to_le_bytes());
+        assert!(check_elf(&far).unwrap_err().contains("truncated"));
+        let mut odd = elf(2, AGENT_BASE, &base);
+        odd[54..56].copy_from_slice(&64u16.to_le_bytes());
+        assert!(check_elf(&odd).unwrap_err().contains("header size"));
     }
 }
