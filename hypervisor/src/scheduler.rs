@@ -3,7 +3,7 @@
 
 use crate::exits::{handle_exit, ExitAction, ExitEnv};
 use crate::vcpu::Vcpu;
-use crate::vm::{GuestState, StopReason};
+use crate::vm::{GuestState, LogSink, StopReason};
 use alloc::string::ToString;
 
 /// A guest: its vCPU and its state.
@@ -31,9 +31,11 @@ pub struct GuestBudget {
     pub slices: u64,
 }
 
-/// Runs every guest until all have stopped. A guest that reaches its budget is stopped and the
-/// others go on (a guest spinning on cheap exits, or never exiting at all, spends its own budget,
-/// never another's). Every exit counts, so the loop ends. Returns the exits handled in total.
+/// Runs every guest until all have stopped. A guest's turn lasts until its time slice ends or an
+/// exit costs the hypervisor work (a hypercall or doorbell, a log line). A guest that reaches its
+/// budget is stopped and the others go on (a guest spinning on cheap exits, or never exiting at
+/// all, spends its own budget, never another's). Every exit counts, so the loop ends. Returns the
+/// exits handled in total.
 pub fn run_round_robin<V: Vcpu>(
     guests: &mut [Guest<V>],
     env: &mut ExitEnv<'_>,
@@ -65,7 +67,26 @@ pub fn run_round_robin<V: Vcpu>(
                 }
             };
             exits += 1;
-            match handle_exit(&mut guest.vcpu, exit, &mut guest.state, env) {
+            let calls = guest.state.stats.hypercalls;
+            let mut log = LineCount {
+                inner: &mut *env.log,
+                lines: 0,
+            };
+            let mut counted = ExitEnv {
+                log: &mut log,
+                host_cpuid: env.host_cpuid,
+                xcr0_allowed: env.xcr0_allowed,
+                services: &mut *env.services,
+            };
+            let action = handle_exit(&mut guest.vcpu, exit, &mut guest.state, &mut counted);
+            // Work the hypervisor did for the guest (a gated call, an audit record, a log line on
+            // the slow serial port) is not guest time: VT-x's preemption timer does not count it,
+            // and SVM's tick that comes meanwhile is taken before the next VMRUN. Such an exit ends
+            // the guest's turn, so a guest making calls back to back lets the others run between
+            // them instead of holding the CPU until its exit budget is spent.
+            let served = guest.state.stats.hypercalls != calls || log.lines > 0;
+            match action {
+                ExitAction::Resume if served => break,
                 ExitAction::Resume => {}
                 ExitAction::Yield => break,
                 ExitAction::Stop(reason) => {
@@ -76,6 +97,19 @@ pub fn run_round_robin<V: Vcpu>(
         }
     }
     exits
+}
+
+/// Counts the lines an exit handler writes (the serial console is slow: each line is host time).
+struct LineCount<'l> {
+    inner: &'l mut dyn LogSink,
+    lines: u64,
+}
+
+impl LogSink for LineCount<'_> {
+    fn line(&mut self, args: core::fmt::Arguments<'_>) {
+        self.lines += 1;
+        self.inner.line(args);
+    }
 }
 
 /// Stops `guest`: its console flushed, a log line, and (for a stop it did not choose, unless its

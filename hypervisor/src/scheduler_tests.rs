@@ -183,3 +183,105 @@ fn a_guest_that_never_exits_on_its_own_spends_only_its_slices() {
     assert!(records[0].contains(r#""agent":"spin","tool":"guest_stopped""#));
     assert!(records[0].contains("5 time slices"), "{}", records[0]);
 }
+
+/// A guest whose memory holds a `read_file` tool call request at 0x8000, RAX/RBX pointing at it,
+/// that makes `calls` of them back to back (each comes back within its slice: the slice timers
+/// count only guest time, VT-x, or drop the ticks that came while the hypervisor worked, SVM).
+fn caller(name: &str, calls: usize) -> Guest<FakeVcpu> {
+    use hypercall_abi::{Kind, Request};
+    let mut g = Guest {
+        vcpu: FakeVcpu::new(0x10_0000, vec![VmExit::Hypercall; calls]),
+        state: GuestState::new(name),
+    };
+    let mut r = Request::new(Kind::ToolCall);
+    let args = br#"{"path":"/x"}"#;
+    (r.name_gpa, r.name_len) = (0xA000, 9);
+    (r.args_gpa, r.args_len) = (0x9000, args.len() as u64);
+    (r.result_gpa, r.result_cap) = (0xB000, 64);
+    let mem = &mut g.vcpu.mem;
+    mem[0x8000..0x8040].copy_from_slice(&r.to_bytes());
+    mem[0x9000..0x9000 + args.len()].copy_from_slice(args);
+    mem[0xA000..0xA009].copy_from_slice(b"read_file");
+    g.vcpu.regs.gpr[RAX] = Kind::ToolCall as u64;
+    g.vcpu.regs.gpr[crate::vcpu::RBX] = 0x8000;
+    g
+}
+
+/// Index of the first log line holding `needle`.
+fn first(log: &Lines, needle: &str) -> usize {
+    log.0
+        .iter()
+        .position(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle:?} in {:?}", log.0))
+}
+
+#[test]
+fn a_guest_making_calls_back_to_back_lets_the_others_run_between_them() {
+    // Each call costs the hypervisor its verdict (~0.5 s on hardware) and an audit record on the
+    // serial line, none of it the guest's slice: the caller had kept the CPU for all its calls
+    // (its exit budget: ~14 h of verdicts) before "good" ran once.
+    let mut guests = vec![
+        caller("hog", 20),
+        guest("good", vec![out(b'o'), out(b'k'), out(b'\n'), VmExit::Hlt]),
+    ];
+    let mut log = Lines::default();
+    run_without_policy(&mut guests, &mut log, 1000);
+    assert_eq!(guests[0].state.stats.tool_calls, 20);
+    assert_eq!(guests[1].state.stopped, Some(StopReason::Halted));
+    let calls: Vec<usize> = (0..log.0.len())
+        .filter(|&i| {
+            log.0[i].starts_with("AUDIT ")
+                && log.0[i].contains(r#""agent":"hog","tool":"read_file""#)
+        })
+        .collect();
+    assert_eq!(calls.len(), 20, "each call audited");
+    assert!(
+        first(&log, "[guest good] ok") < calls[1],
+        "good ran only after the hog's calls: {:?}",
+        log.0
+    );
+    // Every turn still counts against the hog's own budgets only.
+    assert_eq!(guests[0].state.stats.time_slices, 0);
+}
+
+#[test]
+fn a_guest_whose_exits_each_write_a_log_line_lets_the_others_run() {
+    // A refused WRMSR is a #GP and a log line (milliseconds of serial output each): 100,000 of
+    // them had held the CPU for minutes.
+    let refused = VmExit::Msr {
+        msr: 0x10,
+        write: true,
+        value: 0,
+    };
+    let mut guests = vec![
+        guest("noisy", vec![refused; 20]),
+        guest("good", vec![out(b'o'), out(b'k'), out(b'\n'), VmExit::Hlt]),
+    ];
+    let mut log = Lines::default();
+    run_without_policy(&mut guests, &mut log, 1000);
+    let second = log
+        .0
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.contains("guest noisy: WRMSR"))
+        .nth(1)
+        .map(|(i, _)| i)
+        .expect("a second refusal");
+    assert!(first(&log, "[guest good] ok") < second, "{:?}", log.0);
+    // A silent exit (CPUID) does not end the turn: the slice timer bounds those.
+    let cpuid = VmExit::Cpuid {
+        leaf: 0,
+        subleaf: 0,
+    };
+    let mut guests = vec![
+        guest("quiet", vec![cpuid.clone(), cpuid, VmExit::Hlt]),
+        guest("good", vec![out(b'o'), out(b'k'), out(b'\n'), VmExit::Hlt]),
+    ];
+    let mut log = Lines::default();
+    run_without_policy(&mut guests, &mut log, 1000);
+    assert!(
+        first(&log, "guest quiet stopped") < first(&log, "[guest good] ok"),
+        "{:?}",
+        log.0
+    );
+}
