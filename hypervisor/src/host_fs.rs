@@ -183,6 +183,11 @@ impl MemFs {
         if path == "/" || self.is_dir(&path) {
             return Err(format!("{path}: is a directory"));
         }
+        // A file cannot hold files: `/a/b` under a file `/a` would list `a` twice, as both.
+        let mut ancestors = path.match_indices('/').skip(1).map(|(i, _)| &path[..i]);
+        if let Some(file) = ancestors.find(|a| self.files.contains_key(*a)) {
+            return Err(format!("{file}: not a directory"));
+        }
         // A path's bytes count too: many files with long names are memory as well.
         let old = self.files.get(&path).map(|f| path.len() + f.len());
         let bytes = self.bytes - old.unwrap_or(0) + path.len() + content.len();
@@ -341,6 +346,23 @@ mod tests {
         let link = archive(&[("l", b'2', b"")]);
         assert!(parse_ustar(&link).unwrap_err().contains("unsupported"));
         assert!(parse_ustar(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_file_cannot_hold_files() {
+        let mut fs = MemFs::default();
+        fs.write_file("/a", b"x").unwrap();
+        assert_eq!(
+            fs.write_file("/a/b", b"y"),
+            Err("/a: not a directory".into())
+        );
+        assert_eq!(
+            fs.write_file("/a/b/c", b"y"),
+            Err("/a: not a directory".into())
+        );
+        fs.write_file("/d/e", b"z").unwrap();
+        assert_eq!(fs.write_file("/d", b"w"), Err("/d: is a directory".into()));
+        assert_eq!(fs.list_dir("/").unwrap(), "a\nd/");
     }
 
     #[test]
