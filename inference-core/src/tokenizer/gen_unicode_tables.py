@@ -3,8 +3,10 @@
 
 Classes follow llama.cpp's unicode.cpp: LETTER = general category L*, NUMBER = N*,
 PUNCTUATION = P*. Whitespace is a fixed list (PropList White_Space) in unicode.rs.
-Data source: Python's unicodedata (its version is written into the output).
-Run: python3 gen_unicode_tables.py > unicode_tables.rs
+Data source: Python's unicodedata (its version is written into the output). It must be the
+Unicode version of llama.cpp's unicode-data.cpp (15.1 for the reference llama.cpp), or text in
+scripts added since splits differently: Python 3.13 has Unicode 15.1 (3.11 only 14.0).
+Run: python3.13 gen_unicode_tables.py > unicode_tables.rs
 """
 import sys
 import unicodedata

@@ -22,7 +22,7 @@ use crate::gguf::Gguf;
 use alloc::string::String;
 use alloc::vec::Vec;
 use bpe::MergeTable;
-use special::Fragment;
+use special::{Fragment, Specials};
 use vocab::Vocab;
 
 #[derive(Clone, Debug)]
@@ -45,7 +45,7 @@ pub struct Tokenizer {
     scores: Vec<f32>,
     types: Vec<TokenType>,
     /// Control, user-defined and unknown tokens, longest text first.
-    specials: Vec<u32>,
+    specials: Specials,
     /// BPE: the token of each byte's mapped char; SPM: the `<0xXX>` token. u32::MAX: none.
     byte_tokens: [u32; 256],
     bos: Option<u32>,
@@ -178,15 +178,15 @@ impl Tokenizer {
         if add_eos && eos.is_none() {
             return Err(TokenizerError::MissingKey("tokenizer.ggml.eos_token_id"));
         }
-        let mut specials: Vec<u32> = (0..n as u32)
-            .filter(|&id| {
+        let specials = Specials::new(
+            (0..n as u32).filter(|&id| {
                 matches!(
                     types[id as usize],
                     TokenType::Control | TokenType::UserDefined | TokenType::Unknown
-                ) && !vocab.text(id).is_empty()
-            })
-            .collect();
-        specials.sort_by_key(|&id| core::cmp::Reverse(vocab.text(id).len()));
+                )
+            }),
+            &vocab,
+        );
         let mut eog: Vec<u32> = EOG_TEXTS
             .iter()
             .filter_map(|t| vocab.lookup(t.as_bytes()))
@@ -215,7 +215,7 @@ impl Tokenizer {
     /// control-token texts in `text` (e.g. `<|im_start|>`) become those tokens
     /// (user-defined tokens always do, as in llama.cpp).
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
-        let frags = special::partition(text, &self.specials, &self.vocab, self.skip(parse_special));
+        let frags = special::partition(text, &self.specials, self.skip(parse_special));
         self.encode_fragments(text, &frags, add_special)
     }
 
@@ -231,14 +231,10 @@ impl Tokenizer {
             self.types[id as usize] == TokenType::UserDefined
                 && self.vocab.text(id).iter().all(u8::is_ascii_whitespace)
         };
-        let frags = special::partition_with_literal(
-            text,
-            literal,
-            &self.specials,
-            &self.vocab,
-            self.skip(true),
-            |id| !whitespace_piece(id),
-        );
+        let frags =
+            special::partition_with_literal(text, literal, &self.specials, self.skip(true), |id| {
+                !whitespace_piece(id)
+            });
         self.encode_fragments(text, &frags, false)
     }
 

@@ -63,5 +63,10 @@ mod tests {
         assert_eq!(classify('$'), CpClass::Other);
         assert_eq!(classify('🚀'), CpClass::Other);
         assert_eq!(classify('\u{301}'), CpClass::Other);
+        // New in Unicode 15 / 15.1, as llama.cpp's tables have them.
+        assert_eq!(classify('\u{31350}'), CpClass::Letter);
+        assert_eq!(classify('\u{2EBF0}'), CpClass::Letter);
+        assert_eq!(classify('\u{1D2C0}'), CpClass::Number);
+        assert_eq!(classify('\u{11F43}'), CpClass::Punctuation);
     }
 }
