@@ -5,15 +5,24 @@
 //! escapes decoded) and finds the words in *program position*: the first word of each simple
 //! command (after `;`, `&`, `|`, `(`, `)`, newlines, reserved words, `NAME=value` assignments and
 //! redirections), the commands inside `$(...)` and backquotes, the program a wrapper starts
-//! (`sudo`, `env`, `xargs`, `nice`, `timeout`, ...: every later word that is not an option), the
-//! word after `find -exec`, the code of `sh -c CODE` and of `eval ARGS`, read again as a command
-//! line. A program word whose value only the shell knows (a parameter expansion, a command
-//! substitution, a glob or brace expansion) is *unknown*; so is a shell that reads its commands
-//! from its input (`... | sh`). Nesting deeper than [`MAX_DEPTH`] is unknown too.
+//! (`sudo`, `env`, `xargs`, `nice`, `timeout`, ...: its first plain word, options read as
+//! `getopt_long` reads them), the word after `find -exec`, the program an option names
+//! (`su -s`, `hash -p`, `fc -e`), the code of `sh -c CODE`, `eval ARGS`, `trap CODE`,
+//! `alias NAME=CODE`, `mapfile -C CODE` and `watch ARGS`, read again as a command line. Every
+//! quoted string is read again too, as bash may read it (`trap 'r""m'`, arithmetic on a variable
+//! holding `'a[$(rm x)]'`, `${x@P}`, `PS4`): its words count, and the commands inside its
+//! substitutions are programs. A program word whose value only the shell knows (a parameter
+//! expansion, a command substitution, a glob or brace expansion) is *unknown*; so is a shell
+//! that reads its commands from its input (`... | sh`, `bash /dev/stdin`, `sudo -s`, `su`), a
+//! script or `BASH_ENV` only the shell can name, `${x@P}`, and `fc` without `-e`. Nesting deeper
+//! than [`MAX_DEPTH`] is unknown too.
 //!
-//! The result is a superset of what the shell would run as far as the shell's own grammar goes;
-//! code handed to another interpreter (`python -c`, `perl -e`, `awk`), to a remote host (`ssh`) or
-//! kept in a file is not read.
+//! The result is a superset of what the shell would run as far as the shell's own grammar goes,
+//! with one gap: a value built at run time from pieces (`d=\$; x="a[${d}(...)]"`) or read from a
+//! file or a command's output, which bash then expands again (arithmetic, subscripts,
+//! `${!x}`, namerefs). Code handed to another interpreter (`python -c`, `perl -e`, `awk`), to a
+//! remote host (`ssh`) or kept in a file is not read, nor what a program not listed here starts
+//! through its own options (`tar --to-command`, `git -c`, `script -c`).
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -99,128 +108,37 @@ fn read_list(
     line: &mut CommandLine,
 ) {
     let tokens = lex(chars, pos, end, depth, line);
-    for t in &tokens {
-        if let Token::Word(w) = t {
-            push_word(&mut line.words, &w.text);
-            // Quote removal can join code into one word (`'r''m -rf /'`): its words count too.
-            if depth < MAX_DEPTH && w.quoted && w.text.contains(char::is_whitespace) {
-                let mut inner = CommandLine::default();
-                let inner_chars: Vec<char> = w.text.chars().collect();
-                read_list(&inner_chars, &mut 0, None, depth + 1, &mut inner);
-                line.words.extend(inner.words);
-            }
-        }
-    }
+    read_words(&tokens, depth, line);
     find_programs(&tokens, depth, line);
 }
 
-/// A program that starts another: its options (those that take a value, and those whose value is
-/// code for a shell) and how many plain words come before the program it starts.
-struct Wrapper {
-    name: &'static str,
-    options_with_value: &'static [&'static str],
-    code_options: &'static [&'static str],
-    words_before_program: usize,
-}
-
-const fn wrapper(
-    name: &'static str,
-    options_with_value: &'static [&'static str],
-    code_options: &'static [&'static str],
-    words_before_program: usize,
-) -> Wrapper {
-    Wrapper {
-        name,
-        options_with_value,
-        code_options,
-        words_before_program,
+/// Records the words of `tokens`; a quoted one is read again as a string bash may read as code.
+fn read_words(tokens: &[Token], depth: usize, line: &mut CommandLine) {
+    for t in tokens {
+        if let Token::Word(w) = t {
+            push_word(&mut line.words, &w.text);
+            if w.quoted {
+                read_string(&w.text, depth, line);
+            }
+        }
     }
 }
 
-const WRAPPERS: &[Wrapper] = &[
-    wrapper(
-        "sudo",
-        &[
-            "-u", "-g", "-C", "-h", "-p", "-r", "-t", "-U", "-D", "-R", "-T",
-        ],
-        &[],
-        0,
-    ),
-    wrapper("doas", &["-u", "-C"], &[], 0),
-    wrapper(
-        "env",
-        &["-u", "-C", "--unset", "--chdir"],
-        &["-S", "--split-string"],
-        0,
-    ),
-    wrapper("exec", &["-a"], &[], 0),
-    wrapper("command", &[], &[], 0),
-    wrapper("builtin", &[], &[], 0),
-    wrapper("nice", &["-n", "--adjustment"], &[], 0),
-    wrapper("nohup", &[], &[], 0),
-    wrapper("time", &["-f", "-o", "--format", "--output"], &[], 0),
-    wrapper("timeout", &["-s", "-k", "--signal", "--kill-after"], &[], 1),
-    wrapper(
-        "xargs",
-        &[
-            "-I",
-            "-n",
-            "-P",
-            "-L",
-            "-d",
-            "-s",
-            "-a",
-            "-E",
-            "--max-args",
-            "--max-procs",
-            "--delimiter",
-            "--arg-file",
-        ],
-        &[],
-        0,
-    ),
-    wrapper("stdbuf", &["-i", "-o", "-e"], &[], 0),
-    wrapper("setsid", &[], &[], 0),
-    wrapper("ionice", &["-c", "-n", "-p", "-P", "-u"], &[], 0),
-    wrapper("taskset", &[], &[], 1),
-    wrapper("chrt", &["-T", "-P", "-D"], &[], 1),
-    wrapper(
-        "flock",
-        &["-w", "-E", "--timeout", "--conflict-exit-code"],
-        &["-c", "--command"],
-        1,
-    ),
-    wrapper("chroot", &["--userspec", "--groups"], &[], 1),
-    wrapper(
-        "strace",
-        &[
-            "-o", "-e", "-p", "-s", "-u", "-E", "-a", "-b", "-I", "-O", "-P", "-S", "-X",
-        ],
-        &[],
-        0,
-    ),
-    wrapper(
-        "ltrace",
-        &["-o", "-e", "-p", "-s", "-u", "-a", "-n"],
-        &[],
-        0,
-    ),
-    wrapper("watch", &["-n", "-d", "--interval"], &[], 0),
-    wrapper(
-        "su",
-        &["-s", "-g", "-G", "-w", "--shell", "--group"],
-        &["-c", "--command"],
-        1,
-    ),
-    wrapper(
-        "runuser",
-        &["-u", "-s", "-g", "-G", "-w", "--user", "--shell", "--group"],
-        &["-c", "--command"],
-        0,
-    ),
-    wrapper("busybox", &[], &[], 0),
-    wrapper("unbuffer", &[], &[], 0),
-];
+/// A string after quote removal, which bash may read again: as code (`trap`, `alias`, `sh -c`,
+/// a function's `eval "$1"`: quote removal joins `'r''m -rf /'` and `'r""m'`) or as a value it
+/// expands once more (arithmetic on a variable holding `a[$(rm x)]`, an array subscript given
+/// to `read`, `printf -v`, `unset` or `[[ -v ]]`, `${x@P}`, `PS4`, `BASH_ENV`). Its words count
+/// for deny rules, and the commands inside its substitutions are programs.
+fn read_string(text: &str, depth: usize, line: &mut CommandLine) {
+    if depth >= MAX_DEPTH {
+        line.unknown_programs
+            .push("commands nested too deep".to_string());
+        return;
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let tokens = lex(&chars, &mut 0, None, depth + 1, line);
+    read_words(&tokens, depth + 1, line);
+}
 
 const SHELLS: &[&str] = &[
     "sh", "bash", "dash", "zsh", "ksh", "mksh", "ash", "yash", "posh", "fish",
@@ -232,22 +150,29 @@ const RESERVED: &[&str] = &[
 ];
 /// Reserved words whose own words (up to the next separator) are names and values, not programs.
 const RESERVED_HEADS: &[&str] = &["for", "select", "case", "in"];
+/// Words that start a compound command: `coproc NAME` before one of them names the coprocess.
+const COMPOUND: &[&str] = &["{", "while", "until", "if", "for", "select", "case", "[["];
+
+/// A file whose text is what the command reads from its input or a pipe: a shell or `source`
+/// given one reads code nobody has read (`bash /dev/stdin <<< CODE`).
+/// Only absolute paths under /dev and /proc (after `..`, `.` and `//` are resolved): a component
+/// named `dev` elsewhere (`/home/dev/build.sh`) is an ordinary file.
+fn reads_input(path: &str) -> bool {
+    let path = crate::rules::normalize_path(path);
+    path == "/dev" || path == "/proc" || path.starts_with("/dev/") || path.starts_with("/proc/")
+}
 
 enum After {
     /// Arguments only.
     Args,
-    /// A wrapper: its first word that is neither an option, an option's value nor one of the
-    /// plain words it takes first is a program; a code option's value is code.
-    Wrapper {
-        spec: &'static Wrapper,
-        value_next: bool,
-        code_next: bool,
-        words_left: usize,
-    },
-    /// A shell: `-c` makes the next word code; without code it runs a script file, or reads
-    /// its input (no file, or `-s`).
+    /// A program or builtin that starts another or runs code ([`Wrapper`]).
+    Wrapper(WrapperState),
+    /// A shell: `-c` makes the first plain word code; without code it runs a script file, or
+    /// reads its input (no file, `-s`, or a file such as `/dev/stdin`).
     Shell {
+        value_next: usize,
         code_next: bool,
+        options_done: bool,
         code: bool,
         script: bool,
         stdin: bool,
@@ -257,8 +182,11 @@ enum After {
     /// `find`: the word after `-exec` is a program.
     Find { program_next: bool },
     /// `source` / `.`: the first word is a script this shell runs; one only the shell can name
-    /// (`. <(curl ...)`, `source $f`) is code nobody has read.
+    /// (`. <(curl ...)`, `source $f`) or one that is its input (`/dev/stdin`) is code nobody has
+    /// read.
     Source,
+    /// `alias NAME=VALUE`: the values are code.
+    Alias,
     /// `for`/`case` heads: nothing here is a program.
     Skip,
     /// `function`: the next word is the function's name; its body's first word is a program.
@@ -268,8 +196,9 @@ enum After {
 fn find_programs(tokens: &[Token], depth: usize, line: &mut CommandLine) {
     let mut expect_program = true;
     let mut redirect_target = false;
+    let mut coproc = false;
     let mut after = After::Args;
-    for t in tokens.iter().map(Some).chain([None]) {
+    for (i, t) in tokens.iter().map(Some).chain([None]).enumerate() {
         let w = match t {
             Some(Token::Word(w)) => w,
             Some(Token::Redirect) => {
@@ -279,10 +208,20 @@ fn find_programs(tokens: &[Token], depth: usize, line: &mut CommandLine) {
             Some(Token::Separator) | None => {
                 end_simple_command(&mut after, depth, line);
                 expect_program = true;
+                coproc = false;
                 redirect_target = false;
                 continue;
             }
         };
+        if let Some(v) = ["BASH_ENV=", "ENV="]
+            .iter()
+            .find_map(|p| w.text.strip_prefix(p))
+        {
+            // A script every bash this command starts sources first.
+            if w.unknown || reads_input(v) {
+                line.unknown_programs.push(w.raw.clone());
+            }
+        }
         if core::mem::take(&mut redirect_target) {
             continue;
         }
@@ -291,6 +230,12 @@ fn find_programs(tokens: &[Token], depth: usize, line: &mut CommandLine) {
                 continue;
             }
             if !w.quoted && RESERVED.contains(&w.text.as_str()) {
+                coproc = w.text == "coproc";
+                continue;
+            }
+            let next_is_compound = matches!(tokens.get(i + 1),
+                Some(Token::Word(n)) if !n.quoted && COMPOUND.contains(&n.text.as_str()));
+            if core::mem::take(&mut coproc) && next_is_compound {
                 continue;
             }
             expect_program = false;
@@ -311,55 +256,71 @@ fn find_programs(tokens: &[Token], depth: usize, line: &mut CommandLine) {
                 after = After::Args;
                 expect_program = true;
             }
-            After::Wrapper {
-                spec,
-                value_next,
-                code_next,
-                words_left,
-            } => {
-                if core::mem::take(value_next) {
-                } else if core::mem::take(code_next) {
-                    code(w, depth, line);
-                } else if w.text.len() > 1 && w.text.starts_with('-') {
-                    let option = w.text.as_str();
-                    *value_next = spec.options_with_value.contains(&option);
-                    *code_next = spec.code_options.contains(&option);
-                } else if w.assignment && spec.name == "env" {
-                } else if *words_left > 0 {
-                    *words_left -= 1;
-                } else {
-                    after = program(w, line);
+            After::Wrapper(state) => {
+                if let Some(next) = wrapper_word(state, w, depth, line) {
+                    after = next;
                 }
             }
             After::Shell {
+                value_next,
                 code_next,
+                options_done,
                 code: has_code,
                 script,
                 stdin,
             } => {
-                let short_options =
-                    w.text.len() > 1 && w.text.starts_with('-') && !w.text.starts_with("--");
-                if core::mem::take(code_next) {
-                    *has_code = true;
-                    code(w, depth, line);
-                } else if short_options {
-                    *code_next = w.text.contains('c');
+                let option = !*options_done
+                    && w.text.len() > 1
+                    && (w.text.starts_with('-') || w.text.starts_with('+'));
+                if *value_next > 0 {
+                    // `-o OPTION`, `-O OPTION`, `--rcfile FILE`: a file read at start-up.
+                    *value_next -= 1;
+                    *stdin |= reads_input(&w.text);
+                } else if *options_done && (*has_code || *script) {
+                } else if matches!(w.text.as_str(), "--" | "-") && !*options_done {
+                    *options_done = true;
+                } else if option && w.text.starts_with("--") {
+                    *value_next +=
+                        usize::from(matches!(w.text.as_str(), "--rcfile" | "--init-file"));
+                } else if option {
+                    // `bash -euo pipefail`, `sh +c CODE`: one value for each `o` or `O`.
+                    *code_next |= w.text.contains('c');
                     *stdin |= w.text.contains('s');
-                } else if !w.text.starts_with('-') {
+                    *value_next += w.text.chars().filter(|&c| c == 'o' || c == 'O').count();
+                } else if core::mem::take(code_next) {
+                    *has_code = true;
+                    *options_done = true;
+                    code(w, depth, line);
+                } else {
                     *script = true;
+                    *options_done = true;
+                    if w.unknown {
+                        line.unknown_programs.push(w.raw.clone());
+                    }
+                    *stdin |= reads_input(&w.text);
                 }
             }
             After::Eval(args) => {
                 if w.unknown {
                     line.unknown_programs.push(w.raw.clone());
                 }
-                args.push(w.text.clone());
+                if !(args.is_empty() && w.text == "--") {
+                    args.push(w.text.clone());
+                }
             }
             After::Source => {
-                if w.unknown {
+                if w.unknown || reads_input(&w.text) {
                     line.unknown_programs.push(w.raw.clone());
                 }
                 after = After::Args;
+            }
+            After::Alias => {
+                if let Some((_, value)) = w.text.split_once('=') {
+                    if w.unknown {
+                        line.unknown_programs.push(w.raw.clone());
+                    }
+                    code_text(value, depth, line);
+                }
             }
             After::Find { program_next } => {
                 if core::mem::take(program_next) {
@@ -381,15 +342,24 @@ fn program(w: &Word, line: &mut CommandLine) -> After {
     line.programs.push(w.text.clone());
     let base = basename(&w.text);
     if let Some(spec) = WRAPPERS.iter().find(|s| s.name == base) {
-        After::Wrapper {
+        After::Wrapper(WrapperState {
             spec,
-            value_next: false,
-            code_next: false,
-            words_left: spec.words_before_program,
-        }
+            next: Opt::Plain,
+            options_done: false,
+            words_left: match spec.runs {
+                Runs::Program { skip } => skip,
+                _ => 0,
+            },
+            letters: String::new(),
+            ran: false,
+            program_option: false,
+            code: Vec::new(),
+        })
     } else if SHELLS.contains(&base) {
         After::Shell {
+            value_next: 0,
             code_next: false,
+            options_done: false,
             code: false,
             script: false,
             stdin: false,
@@ -402,22 +372,40 @@ fn program(w: &Word, line: &mut CommandLine) -> After {
         }
     } else if base == "source" || base == "." {
         After::Source
+    } else if base == "alias" {
+        After::Alias
     } else {
         After::Args
     }
 }
 
 fn end_simple_command(after: &mut After, depth: usize, line: &mut CommandLine) {
+    const STDIN_SHELL: &str = "a shell reading commands from its input";
     match core::mem::replace(after, After::Args) {
         After::Shell {
             code: false,
             script,
             stdin,
             ..
-        } if stdin || !script => line
-            .unknown_programs
-            .push("a shell reading commands from its input".to_string()),
+        } if stdin || !script => line.unknown_programs.push(STDIN_SHELL.to_string()),
         After::Eval(args) if !args.is_empty() => code_text(&args.join(" "), depth, line),
+        After::Wrapper(s) => {
+            if !s.code.is_empty() {
+                code_text(&s.code.join(" "), depth, line);
+            }
+            let shell = s.spec.stdin_shell.is_some_and(|letters| {
+                letters.is_empty() || s.letters.chars().any(|c| letters.contains(c))
+            });
+            if !s.ran && shell {
+                line.unknown_programs.push(STDIN_SHELL.to_string());
+            }
+            // `fc` without `-e` runs the editor `$FCEDIT` names (`-l` lists, `-s` reruns).
+            let lists = s.letters.contains('l') || s.letters.contains('s');
+            if s.spec.name == "fc" && !lists && !s.program_option {
+                line.unknown_programs
+                    .push("fc running the editor $FCEDIT names".to_string());
+            }
+        }
         _ => {}
     }
 }
@@ -444,6 +432,10 @@ fn code_text(text: &str, depth: usize, line: &mut CommandLine) {
 #[path = "shell_lex.rs"]
 mod lex_impl;
 use lex_impl::lex;
+
+#[path = "shell_wrappers.rs"]
+mod wrappers;
+use wrappers::{wrapper_word, Opt, Runs, WrapperState, WRAPPERS};
 
 #[cfg(test)]
 #[path = "shell_tests.rs"]

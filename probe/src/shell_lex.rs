@@ -166,6 +166,14 @@ pub(super) fn lex(
                 b.glob = true;
                 b.name_so_far = false;
             }
+            '+' if b.active
+                && b.name_so_far
+                && !b.word.assignment
+                && chars.get(at + 1) == Some(&'=') =>
+            {
+                // `NAME+=value`.
+                b.push(c, at);
+            }
             '=' if b.active && b.name_so_far && !b.word.assignment => {
                 b.word.assignment = true;
                 b.push(c, at);
@@ -298,6 +306,10 @@ fn parameter(chars: &[char], pos: &mut usize, depth: usize, line: &mut CommandLi
                 *pos += 1;
                 open -= 1;
                 if open == 0 {
+                    // `${x@P}` expands the value as a prompt: its `$(...)` run, like `eval`.
+                    if chars[..*pos - 1].ends_with(&['@', 'P']) {
+                        line.unknown_programs.push("a prompt expansion".to_string());
+                    }
                     return;
                 }
             }

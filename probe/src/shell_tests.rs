@@ -221,3 +221,134 @@ fn random_shell_text_never_panics_and_stays_bounded() {
         );
     }
 }
+
+fn runs(cmd: &str, program: &str) -> bool {
+    read_command(cmd).programs.iter().any(|p| p == program)
+}
+
+#[test]
+fn strings_bash_reads_again_are_read() {
+    // Arithmetic on a variable, an array subscript, `${x@P}`, PS4 and BASH_ENV expand the code a
+    // string holds: bash runs rm in each of these.
+    for cmd in [
+        "echo='a[$(rm)]'; echo $((echo))",
+        "x='a[$(rm)]'; [[ x -eq 1 ]]",
+        "x='a[`rm`]'; let x",
+        "read 'a[$(rm)]' <<< 1",
+        "printf -v 'a[$(rm)]' x",
+        "[[ -v 'a[$(rm)]' ]]",
+        "declare -n r='a[$(rm)]'; echo $r",
+        "PS4='$(rm)'; set -x; echo",
+        "BASH_ENV='$(rm)' bash -c :",
+        "f() { echo $(($1)); }; f 'a[$(rm)]'",
+    ] {
+        assert!(runs(cmd, "rm"), "{cmd}: {:?}", read_command(cmd));
+    }
+    // Quote removal joins the name again whatever the string holds.
+    for cmd in [
+        "echo='a[$(r''m)]'; echo $((echo))",
+        r#"trap 'r""m' EXIT"#,
+        r#"mapfile -c 1 -C 'r""m' <<< x"#,
+        "x='$(r''m)'; echo ${x@P}",
+    ] {
+        assert!(has_word(cmd, "rm"), "{cmd}: {:?}", read_command(cmd).words);
+    }
+    // A string without code adds no program.
+    assert_eq!(programs("grep -E 'a|b; c' x"), sorted(&["grep"]));
+}
+
+#[test]
+fn builtins_that_run_code_or_programs() {
+    for cmd in [
+        "trap 'rm x' EXIT",
+        "trap -- rm EXIT",
+        "mapfile -c 1 -C rm <<< x",
+        "readarray -C rm -c1 a <<< x",
+        "hash -p /bin/rm ls; ls",
+        "set -o history\necho\nfc -e rm",
+        "shopt -s expand_aliases\nalias ls='rm -rf'\nls",
+        "coproc ls { rm; }",
+        "coproc ls while rm; do break; done",
+        "eval -- rm",
+        "x+=1 rm",
+        "watch -n 1 ls '; rm x'",
+    ] {
+        assert!(
+            runs(cmd, "rm") || runs(cmd, "/bin/rm"),
+            "{cmd}: {:?}",
+            read_command(cmd)
+        );
+    }
+    assert!(!runs("coproc ls { rm; }", "ls"));
+    assert_eq!(programs("trap - EXIT; trap -p"), sorted(&["trap", "trap"]));
+}
+
+#[test]
+fn shells_and_scripts_reading_input_are_unknown() {
+    for cmd in [
+        "bash /dev/stdin <<< rm",
+        "bash /dev/fd/0 <<< rm",
+        "sh /proc/self/fd/0 <<< rm",
+        "bash <(echo rm)",
+        "bash $SCRIPT",
+        "bash -o posix <<< rm",
+        "bash -O extglob <<< rm",
+        "bash -euo pipefail <<< rm",
+        "bash --init-file /dev/stdin -i <<< rm",
+        "source /dev/stdin <<< rm",
+        ". /dev/fd/3 3<<< rm",
+        "BASH_ENV=/dev/stdin bash -c : <<< rm",
+        "x='$(rm)'; echo ${x@P}",
+        "echo rm | sudo -s",
+        "echo rm | su",
+        "set -o history\necho\nFCEDIT=rm fc",
+    ] {
+        assert!(!unknown(cmd).is_empty(), "{cmd}: {:?}", read_command(cmd));
+    }
+    assert!(runs("sh +c rm", "rm"));
+    assert_eq!(programs("bash -c -e rm"), sorted(&["bash", "rm"]));
+    assert_eq!(programs("bash -c -- rm"), sorted(&["bash", "rm"]));
+    assert!(unknown("bash -o errexit -c ls").is_empty());
+}
+
+#[test]
+fn wrapper_options_in_every_form() {
+    for cmd in [
+        "sudo -Ep ls rm",
+        "sudo --prompt ls rm",
+        "sudo --prompt=ls rm",
+        "sudo --pro ls rm",
+        "sudo -u root -- rm",
+        "xargs --process-slot-var ls rm",
+        "env -iu ls rm",
+        "env - rm",
+        "timeout -sKILL 5 rm",
+        "su - root -c rm",
+        "su -s /bin/rm root",
+    ] {
+        let p = read_command(cmd).programs;
+        assert!(
+            p.iter().any(|p| basename(p) == "rm") && !p.iter().any(|p| p == "ls"),
+            "{cmd}: {p:?}"
+        );
+    }
+}
+
+#[test]
+fn scripts_in_ordinary_directories_are_no_input() {
+    for cmd in [
+        "bash /home/dev/webapp/build.sh",
+        "sh ./scripts/dev/setup.sh",
+        "source /home/dev/.venv/bin/activate",
+        ". ./proc/fd/env.sh",
+    ] {
+        assert!(unknown(cmd).is_empty(), "{cmd}: {:?}", unknown(cmd));
+    }
+    for cmd in [
+        "bash /./dev//stdin <<< x",
+        "sh /proc/self/fd/0",
+        ". /dev/../dev/fd/0",
+    ] {
+        assert!(!unknown(cmd).is_empty(), "{cmd}");
+    }
+}
