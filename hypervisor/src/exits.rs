@@ -24,6 +24,8 @@ pub const HYPERVISOR_LEAF: u32 = 0x4000_0000;
 pub const HYPERVISOR_SIGNATURE: &[u8; 12] = b"probevisor\0\0";
 const CPUID1_ECX_VMX: u32 = 1 << 5;
 const CPUID1_ECX_HYPERVISOR: u32 = 1 << 31;
+const CPUID1_ECX_XSAVE: u32 = 1 << 26;
+const CPUID1_ECX_OSXSAVE: u32 = 1 << 27;
 /// CPUID.1:EDX MCE and MCA.
 const CPUID1_EDX_MCE_MCA: u32 = (1 << 7) | (1 << 14);
 /// Features whose CR4 bit a guest may not set (vmx::msr::CR4_GUEST_OWNED) are hidden:
@@ -42,6 +44,8 @@ const CPUID_D_1_EAX_XSAVES: u32 = 1 << 3;
 const XCR0_X87: u64 = 1;
 const XCR0_SSE: u64 = 2;
 const XCR0_AVX: u64 = 4;
+/// XSAVE's legacy region (x87, SSE) and header, in bytes.
+const XSAVE_LEGACY_AND_HEADER: u32 = 512 + 64;
 
 /// What the scheduler does with the guest after an exit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,8 +137,16 @@ pub fn handle_exit<V: Vcpu + ?Sized>(
                 HypercallResult::Stop(reason) => ExitAction::Stop(reason),
             }
         }
-        VmExit::Cpuid { leaf, subleaf } => {
-            let [a, b, c, d] = filtered_cpuid(leaf, subleaf, env.host_cpuid);
+        VmExit::Cpuid {
+            leaf,
+            subleaf,
+            osxsave,
+        } => {
+            let guest_state = CpuidGuestState {
+                osxsave,
+                xcr0: vcpu.guest_xcr0(),
+            };
+            let [a, b, c, d] = filtered_cpuid(leaf, subleaf, guest_state, env.host_cpuid);
             let regs = vcpu.regs_mut();
             for (slot, value) in [(RAX, a), (RBX, b), (RCX, c), (RDX, d)] {
                 regs.gpr[slot] = u64::from(value);
@@ -226,8 +238,23 @@ fn stop_with_dump<V: Vcpu + ?Sized>(
     ExitAction::Stop(reason)
 }
 
-/// CPUID as the guest sees it: no VMX, the hypervisor bit set, and the probevisor leaf at 0x40000000.
-pub fn filtered_cpuid(leaf: u32, subleaf: u32, host: &dyn Fn(u32, u32) -> [u32; 4]) -> [u32; 4] {
+/// The guest's state that some CPUID fields report, as of the CPUID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuidGuestState {
+    /// CR4.OSXSAVE as the guest reads it.
+    pub osxsave: bool,
+    /// The guest's XCR0.
+    pub xcr0: u64,
+}
+
+/// CPUID as the guest sees it: no VMX, the hypervisor bit set, and the probevisor leaf at 0x40000000;
+/// OSXSAVE and leaf 0Dh's XSAVE area sizes from `guest`'s CR4.OSXSAVE and XCR0, not the host's.
+pub fn filtered_cpuid(
+    leaf: u32,
+    subleaf: u32,
+    guest: CpuidGuestState,
+    host: &dyn Fn(u32, u32) -> [u32; 4],
+) -> [u32; 4] {
     if leaf == HYPERVISOR_LEAF {
         let word = |i: usize| {
             u32::from_le_bytes(HYPERVISOR_SIGNATURE[i..i + 4].try_into().unwrap_or([0; 4]))
@@ -240,6 +267,13 @@ pub fn filtered_cpuid(leaf: u32, subleaf: u32, host: &dyn Fn(u32, u32) -> [u32; 
     let mut out = host(leaf, subleaf);
     if leaf == 1 {
         out[2] = (out[2] & !CPUID1_ECX_VMX) | CPUID1_ECX_HYPERVISOR;
+        // OSXSAVE is a copy of the guest's CR4.OSXSAVE (the host's is always on): a guest that
+        // has not set it would be told XGETBV/XSETBV work, and they #UD. It can be set only
+        // where XSAVE is.
+        out[2] &= !CPUID1_ECX_OSXSAVE;
+        if guest.osxsave && out[2] & CPUID1_ECX_XSAVE != 0 {
+            out[2] |= CPUID1_ECX_OSXSAVE;
+        }
         // Machine checks are the host's (CR4.MCE is outside the guest's CR4 allow-list).
         out[3] &= !CPUID1_EDX_MCE_MCA;
     }
@@ -258,6 +292,13 @@ pub fn filtered_cpuid(leaf: u32, subleaf: u32, host: &dyn Fn(u32, u32) -> [u32; 
         // upper 32 (AVX-512, PKRU, AMX were listed and then refused).
         out[0] &= (XCR0_X87 | XCR0_SSE | XCR0_AVX) as u32;
         out[3] = 0;
+        // The XSAVE area sizes: EBX for the components the guest's XCR0 enables, ECX for all it
+        // may enable (the host's were for the host's XCR0 and every component the CPU has).
+        if u64::from(out[0]) & XCR0_X87 != 0 {
+            let may_enable = u64::from(out[0]);
+            out[1] = xsave_area_size(guest.xcr0 & may_enable, host);
+            out[2] = xsave_area_size(may_enable, host);
+        }
     }
     if leaf == 0xD && subleaf == 1 {
         out[0] &= !CPUID_D_1_EAX_XSAVES;
@@ -266,6 +307,18 @@ pub fn filtered_cpuid(leaf: u32, subleaf: u32, host: &dyn Fn(u32, u32) -> [u32; 
         out[0] &= !CPUID7_1_EAX_UNSWITCHED;
     }
     out
+}
+
+/// The size of a standard-format XSAVE area holding `components` (of x87, SSE and AVX): the
+/// legacy region and the header, to the end of AVX's state when it is included (its offset and
+/// size from CPUID leaf 0Dh, sub-leaf 2).
+fn xsave_area_size(components: u64, host: &dyn Fn(u32, u32) -> [u32; 4]) -> u32 {
+    let mut size = XSAVE_LEGACY_AND_HEADER;
+    if components & XCR0_AVX != 0 {
+        let [avx_size, avx_offset, _, _] = host(0xD, 2);
+        size = size.max(avx_offset.saturating_add(avx_size));
+    }
+    size
 }
 
 /// A valid XCR0 for a guest: x87 set, AVX only with SSE, no bit the host does not allow.
@@ -426,3 +479,7 @@ mod tests;
 #[cfg(test)]
 #[path = "exits_device_tests.rs"]
 mod device_tests;
+
+#[cfg(test)]
+#[path = "exits_cpuid_tests.rs"]
+mod cpuid_tests;

@@ -4,6 +4,11 @@ use alloc::vec;
 use hypercall_abi::{Kind, Request, Status};
 
 pub(super) const MEM: usize = 0x10_0000 * 2;
+/// A guest as it starts: CR4.OSXSAVE clear, XCR0 = x87.
+const FRESH: CpuidGuestState = CpuidGuestState {
+    osxsave: false,
+    xcr0: 1,
+};
 
 pub(super) fn env<'a>(log: &'a mut Lines, services: &'a mut dyn ToolService) -> ExitEnv<'a> {
     ExitEnv {
@@ -116,7 +121,7 @@ fn tool_call_is_refused_without_policy() {
 
 #[test]
 fn cpuid_hides_vmx_and_shows_probevisor() {
-    let leaf1 = filtered_cpuid(1, 0, &host_cpuid);
+    let leaf1 = filtered_cpuid(1, 0, FRESH, &host_cpuid);
     assert_eq!(leaf1[2] & CPUID1_ECX_VMX, 0);
     assert_eq!(
         leaf1[3] & (1 << 7 | 1 << 14),
@@ -133,6 +138,7 @@ fn cpuid_hides_vmx_and_shows_probevisor() {
         VmExit::Cpuid {
             leaf: HYPERVISOR_LEAF,
             subleaf: 0,
+            osxsave: false,
         },
         &mut guest,
         &mut env(&mut log, &mut no_policy()),
@@ -143,26 +149,27 @@ fn cpuid_hides_vmx_and_shows_probevisor() {
     }
     assert_eq!(&sig, b"probevisor\0\0");
     assert_eq!(vcpu.regs.rip, 2);
-    assert_eq!(filtered_cpuid(0x4000_0001, 0, &host_cpuid), [0; 4]);
-    assert_eq!(filtered_cpuid(7, 2, &host_cpuid), [7, 1, 2, 3]);
+    assert_eq!(filtered_cpuid(0x4000_0001, 0, FRESH, &host_cpuid), [0; 4]);
+    assert_eq!(filtered_cpuid(7, 2, FRESH, &host_cpuid), [7, 1, 2, 3]);
     // Leaf 7 without the features whose CR4 bit a guest may not set (their state is not switched
     // between guests): protection keys, CET, Key Locker, UINTR; subleaf 1: LASS, FRED, LAM.
     let all = |_: u32, _: u32| [u32::MAX; 4];
-    let leaf7 = filtered_cpuid(7, 0, &all);
+    let leaf7 = filtered_cpuid(7, 0, FRESH, &all);
     assert_eq!(leaf7[2] & (1 << 3 | 1 << 4 | 1 << 23), 0, "PKU, OSPKE, KL");
     // ... and instructions that #UD or stop the guest here: INVPCID, WAITPKG, RDPID, RDTSCP, XSAVES.
     assert_eq!(leaf7[1], !(1 << 10), "INVPCID");
     assert_eq!(leaf7[2], !(CPUID7_ECX_UNSWITCHED | 1 << 5 | 1 << 22));
     assert_eq!(
-        filtered_cpuid(0x8000_0001, 0, &all)[3],
+        filtered_cpuid(0x8000_0001, 0, FRESH, &all)[3],
         !(1 << 27),
         "RDTSCP"
     );
-    assert_eq!(filtered_cpuid(0xD, 1, &all)[0], !(1 << 3), "XSAVES");
-    // Leaf 0Dh lists only the XCR0 bits a guest may set (x87, SSE, AVX).
-    assert_eq!(filtered_cpuid(0xD, 0, &all), [7, u32::MAX, u32::MAX, 0]);
+    assert_eq!(filtered_cpuid(0xD, 1, FRESH, &all)[0], !(1 << 3), "XSAVES");
+    // Leaf 0Dh lists only the XCR0 bits a guest may set (x87, SSE, AVX); EBX is the size for
+    // the guest's XCR0 (x87: 576 bytes; exits_cpuid_tests.rs).
+    assert_eq!(filtered_cpuid(0xD, 0, FRESH, &all), [7, 576, u32::MAX, 0]);
     assert_eq!(leaf7[3], !(1 << 5 | 1 << 20), "UINTR, CET_IBT");
-    let leaf7_1 = filtered_cpuid(7, 1, &all);
+    let leaf7_1 = filtered_cpuid(7, 1, FRESH, &all);
     assert_eq!(leaf7_1[0], !(1 << 6 | 1 << 17 | 1 << 26), "LASS, FRED, LAM");
     assert_eq!(leaf7_1[1..], [u32::MAX; 3]);
 }

@@ -58,6 +58,9 @@ impl Vcpu for FakeVcpu {
     fn set_guest_xcr0(&mut self, value: u64) {
         self.xcr0 = Some(value);
     }
+    fn guest_xcr0(&self) -> u64 {
+        self.xcr0.unwrap_or(1)
+    }
     fn memory(&self) -> &[u8] {
         &self.mem
     }

@@ -24,6 +24,7 @@ pub mod status;
 pub mod svm_exit;
 pub mod test_guests;
 mod test_guests_cpu_state;
+mod test_guests_cpuid;
 mod test_guests_step;
 pub mod tsc_clock;
 pub mod vcpu;

@@ -108,7 +108,8 @@ fn a_guest_spinning_on_cheap_exits_spends_only_its_own_budget() {
     let spin = vec![
         VmExit::Cpuid {
             leaf: 0,
-            subleaf: 0
+            subleaf: 0,
+            osxsave: false,
         };
         1000
     ];
@@ -272,6 +273,7 @@ fn a_guest_whose_exits_each_write_a_log_line_lets_the_others_run() {
     let cpuid = VmExit::Cpuid {
         leaf: 0,
         subleaf: 0,
+        osxsave: false,
     };
     let mut guests = vec![
         guest("quiet", vec![cpuid.clone(), cpuid, VmExit::Hlt]),

@@ -4,6 +4,7 @@
 //! the guest; everything it decides is here.
 
 use crate::guest_memory;
+use crate::simd::CR4_OSXSAVE;
 use crate::vcpu::{Registers, VmExit, RAX, RCX, RDX};
 use core::fmt;
 use svm::capabilities::{edx, SvmCpuid, CPUID_EXT1_ECX_SVM, CPUID_SVM_LEAF};
@@ -86,6 +87,8 @@ pub fn decode_exit(vmcb: &Vmcb, regs: &Registers, intr_ends_slice: bool) -> VmEx
         ExitCode::Cpuid => VmExit::Cpuid {
             leaf: rax as u32,
             subleaf: rcx as u32,
+            // CR4 is the guest's own in the VMCB (no read shadow under SVM).
+            osxsave: vmcb.get64(save::CR4) & CR4_OSXSAVE != 0,
         },
         ExitCode::Msr => match MsrExit::decode(exit.info1) {
             Ok(MsrExit::Read) => VmExit::Msr {

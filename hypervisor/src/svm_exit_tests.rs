@@ -81,7 +81,19 @@ fn instruction_exits_decode_from_registers() {
         decode_exit(&vmcb_with(ExitCode::Cpuid, 0, 0), &r, true),
         VmExit::Cpuid {
             leaf: 0x4000_0000,
-            subleaf: 7
+            subleaf: 7,
+            osxsave: false,
+        }
+    );
+    // CPUID.1:ECX.OSXSAVE copies the guest's CR4.OSXSAVE (the VMCB's CR4 is the guest's own).
+    let mut osxsave = vmcb_with(ExitCode::Cpuid, 0, 0);
+    osxsave.set64(save::CR4, 0x20 | (1 << 18));
+    assert_eq!(
+        decode_exit(&osxsave, &regs(1, 0, 0), true),
+        VmExit::Cpuid {
+            leaf: 1,
+            subleaf: 0,
+            osxsave: true,
         }
     );
     let wr = regs(0xFFFF_FFFF_1122_3344, 0xC000_0100, 0x55);

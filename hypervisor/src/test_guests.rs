@@ -40,6 +40,7 @@
 //!   `mxcsr-keep`: MXCSR kept across an exit (there too).
 //! - `tf-step`: single-step across an emulated CPUID; `db-window`: a #DB whose frame is pushed into
 //!   the tool device window (test_guests_step.rs).
+//! - `osxsave`: CPUID's OSXSAVE bit and XSAVE area sizes follow its CR4 and XCR0 (test_guests_cpuid.rs).
 //! - `misbehave`: a `write_file` tool call (denied by the policy's tier), a tool call whose request
 //!   pointer lies outside guest memory (refused: bad pointer), then a write outside guest memory
 //!   (EPT violation: the guest is stopped). Each one leaves an audit record.
@@ -125,7 +126,6 @@ const XCR0_SHRINK_GUEST: &[u8] = &[
 ];
 
 /// `print_hex`: RAX as 16 hex digits and a space on port 0xE9 (call it; clobbers RAX, RCX, RDX).
-/// `print_hex`: RAX as 16 hex digits and a space on port 0xE9 (clobbers RAX, RCX, RDX).
 pub(crate) const PRINT_HEX: &[u8] = &[
     0x48, 0x89, 0xC2, // mov rdx, rax
     0xB9, 0x10, 0x00, 0x00, 0x00, // mov ecx, 16
@@ -404,6 +404,7 @@ pub fn code(name: &str) -> Option<Vec<u8>> {
         "mxcsr-keep" => Some(crate::test_guests_cpu_state::mxcsr_keep_code()),
         "tf-step" => Some(crate::test_guests_step::TF_STEP_GUEST.to_vec()),
         "db-window" => Some(crate::test_guests_step::DB_WINDOW_GUEST.to_vec()),
+        "osxsave" => Some(crate::test_guests_cpuid::OSXSAVE_GUEST.to_vec()),
         "misbehave" => Some(misbehave_code()),
         _ => None,
     }

@@ -36,9 +36,12 @@ pub struct Registers {
 pub enum VmExit {
     /// VMCALL / VMMCALL: call number in RAX, request guest-physical address in RBX.
     Hypercall,
+    /// CPUID of `leaf` (EAX) and `subleaf` (ECX). `osxsave`: the guest's CR4.OSXSAVE as it reads
+    /// it (CPUID.1:ECX.OSXSAVE is a copy of that bit).
     Cpuid {
         leaf: u32,
         subleaf: u32,
+        osxsave: bool,
     },
     /// RDMSR (`write` false) or WRMSR with EDX:EAX in `value`.
     Msr {
@@ -127,6 +130,9 @@ pub trait Vcpu {
     fn inject_gp(&mut self);
     /// Sets the guest's XCR0 (already validated by the handler).
     fn set_guest_xcr0(&mut self, value: u64);
+    /// The guest's XCR0 (1, x87 only, until the guest sets another): CPUID leaf 0Dh reports the
+    /// XSAVE area size of the components it enables.
+    fn guest_xcr0(&self) -> u64;
     fn memory(&self) -> &[u8];
     fn memory_mut(&mut self) -> &mut [u8];
     /// Lines describing the hardware state, for a guest stopped by an unexpected exit (a VMCS dump).

@@ -286,6 +286,13 @@ pub fn guest_control_registers(
     }
 }
 
+/// CR0 or CR4 as the guest reads it with MOV from CR (Intel SDM, VMX non-root operation): the bits
+/// it owns (clear in the guest/host mask) from the guest-state field, the host's (set in the mask)
+/// from the read shadow.
+pub fn guest_view_of_cr(actual: u64, guest_host_mask: u64, read_shadow: u64) -> u64 {
+    (actual & !guest_host_mask) | (read_shadow & guest_host_mask)
+}
+
 /// Writes the guest-state area for `guest`, with CR masks so the guest owns neither VMXE nor
 /// the fixed CR0 bits. Requires the IA32E_MODE_GUEST and LOAD_EFER entry controls.
 pub fn write_long_mode_guest<H: VmxHardware + ?Sized>(

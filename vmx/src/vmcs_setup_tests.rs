@@ -194,3 +194,22 @@ fn failed_vmwrite_names_the_field() {
         }
     );
 }
+
+#[test]
+fn the_guest_reads_its_own_cr4_bits_and_the_shadow_of_the_hosts() {
+    let crs = guest_control_registers(CR0_FIXED, CR4_FIXED);
+    let osxsave = 1 << 18;
+    // VMXE is set in the guest's CR4 and hidden by the shadow; OSXSAVE is the guest's own.
+    let mask = msr::CR4_HOST_OWNED;
+    assert_eq!(
+        guest_view_of_cr(crs.cr4, mask, crs.cr4_shadow),
+        crs.cr4_shadow
+    );
+    assert_eq!(
+        guest_view_of_cr(crs.cr4 | osxsave, mask, crs.cr4_shadow) & (osxsave | msr::CR4_VMXE),
+        osxsave
+    );
+    // A bit in the mask reads as the shadow says, whatever the guest-state field holds.
+    assert_eq!(guest_view_of_cr(0, osxsave, osxsave), osxsave);
+    assert_eq!(guest_view_of_cr(osxsave, osxsave, 0), 0);
+}

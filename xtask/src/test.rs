@@ -78,7 +78,7 @@ pub fn boot_tests() -> Vec<BootTest> {
         // one instruction late).
         BootTest {
             name: "qemu-tcg-svm-guests-modes",
-            cmdline: "testguests=compat,cpl3,cpuid,tf-step,db-window,pkru-a,pkru-b,cr4-vme,mxcsr-keep",
+            cmdline: "testguests=compat,cpl3,cpuid,tf-step,db-window,pkru-a,pkru-b,cr4-vme,mxcsr-keep,osxsave",
             emulator: Emulator::qemu_tcg(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -97,6 +97,9 @@ pub fn boot_tests() -> Vec<BootTest> {
                 // CR4 is an allow-list: VME (like Key Locker, UINTR, FRED) stops the guest.
                 "probevisor: guest test-cr4-vme stopped: forbidden guest state: CR4 bit outside the guest's allow-list",
                 "[guest test-mxcsr-keep] .0000000000007F80",
+                // CPUID.1:ECX.OSXSAVE is the guest's CR4.OSXSAVE, leaf 0Dh's sizes follow its XCR0
+                // (`11sac11` before: the host's values).
+                "[guest test-osxsave] 01SAC01",
                 "PROBEVISOR-DONE status=ok",
             ]),
         },
@@ -156,7 +159,7 @@ pub fn boot_tests() -> Vec<BootTest> {
         // base, a guest that turns AVX off after using it; each stops alone, the run ends ok.
         BootTest {
             name: "bochs-guests-builtin",
-            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,cr8,pkru,mwait,spin,compat,cpl3,tf-step,db-window,pkru-a,cr4-vme,mxcsr-keep",
+            cmdline: "testguests=cpuid,msr,triple-fault,xsetbv,kgs-a,kgs-b,xcr0-shrink,mxcsr-a,mxcsr-b,clgi,vmload,cr2-a,cr2-b,dr0,cr8,pkru,mwait,spin,compat,cpl3,tf-step,db-window,pkru-a,cr4-vme,mxcsr-keep,osxsave",
             emulator: Emulator::bochs(),
             timeout: Duration::from_secs(60),
             expect: Expect::all(&[
@@ -186,6 +189,7 @@ pub fn boot_tests() -> Vec<BootTest> {
                 "probevisor: guest test-pkru-a stopped: unexpected exit: exit reason 28",
                 "probevisor: guest test-cr4-vme stopped: unexpected exit: exit reason 28",
                 "[guest test-mxcsr-keep] .0000000000007F80",
+                "[guest test-osxsave] 01SAC01",
                 // A stop the guest did not choose is an audit record.
                 r#""agent":"test-msr","tool":"guest_stopped","args":{"detail":"triple fault"}"#,
                 r#""agent":"test-compat","tool":"tool_device","args":{"detail":"tool device access from compatibility mode"}"#,

@@ -373,6 +373,9 @@ impl Vcpu for SvmVcpu {
             x.set_guest_xcr0(value);
         }
     }
+    fn guest_xcr0(&self) -> u64 {
+        self.guest_xcr0
+    }
     fn memory(&self) -> &[u8] {
         self.ram
     }

@@ -6,6 +6,7 @@ use super::guest_ram::{allocate_guest_ram, setup_err, GuestRam, TableFrames};
 use super::xsave::GuestXstate;
 use crate::exits::MSR_ALLOW_LIST;
 use crate::guest_memory::{GDT_GPA, GDT_LIMIT, INITIAL_RSP, PML4_GPA, TSS_GPA};
+use crate::simd::CR4_OSXSAVE;
 use crate::vcpu::{isolation_prerequisites, Registers, Vcpu, VcpuError, VmExit, RSP};
 use crate::vmx_bringup::VmxCapabilities;
 use alloc::alloc::{alloc_zeroed, Layout};
@@ -320,6 +321,13 @@ impl VmxVcpu {
             BasicExitReason::Cpuid => VmExit::Cpuid {
                 leaf: rax as u32,
                 subleaf: rcx as u32,
+                // CR4 as the guest reads it: its own bits, the others from the read shadow.
+                osxsave: vmcs_setup::guest_view_of_cr(
+                    f::GUEST_CR4.read(hw)?,
+                    f::CR4_GUEST_HOST_MASK.read(hw)?,
+                    f::CR4_READ_SHADOW.read(hw)?,
+                ) & CR4_OSXSAVE
+                    != 0,
             },
             BasicExitReason::Rdmsr => VmExit::Msr {
                 msr: rcx as u32,
@@ -438,6 +446,9 @@ impl Vcpu for VmxVcpu {
         if let Some(x) = self.xstate.as_mut() {
             x.set_guest_xcr0(value);
         }
+    }
+    fn guest_xcr0(&self) -> u64 {
+        self.xstate.as_ref().map_or(1, GuestXstate::guest_xcr0)
     }
     fn memory(&self) -> &[u8] {
         self.ram

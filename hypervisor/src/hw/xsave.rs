@@ -93,6 +93,10 @@ impl GuestXstate {
         self.guest_xcr0 = value;
     }
 
+    pub fn guest_xcr0(&self) -> u64 {
+        self.guest_xcr0
+    }
+
     /// The requested-feature bitmap of XSAVE/XRSTOR.
     fn components(&self) -> (u32, u32) {
         (self.allowed as u32, (self.allowed >> 32) as u32)
