@@ -41,9 +41,13 @@ const CPUID7_EBX_UNUSABLE: u32 = 1 << 10;
 const CPUID7_ECX_UNUSABLE: u32 = (1 << 5) | (1 << 22);
 const CPUID_EXT1_EDX_RDTSCP: u32 = 1 << 27;
 const CPUID_D_1_EAX_XSAVES: u32 = 1 << 3;
+/// CPUID.(0Dh,1):EAX XFD (extended feature disable; its MSRs are refused).
+const CPUID_D_1_EAX_XFD: u32 = 1 << 4;
 const XCR0_X87: u64 = 1;
 const XCR0_SSE: u64 = 2;
 const XCR0_AVX: u64 = 4;
+/// The XSAVE components a guest may enable (`xcr0_valid`).
+const GUEST_XCR0_COMPONENTS: u64 = XCR0_X87 | XCR0_SSE | XCR0_AVX;
 /// XSAVE's legacy region (x87, SSE) and header, in bytes.
 const XSAVE_LEGACY_AND_HEADER: u32 = 512 + 64;
 
@@ -290,7 +294,7 @@ pub fn filtered_cpuid(
     if leaf == 0xD && subleaf == 0 {
         // The XCR0 bits a guest's XSETBV may set (xcr0_valid): x87, SSE, AVX, and none of the
         // upper 32 (AVX-512, PKRU, AMX were listed and then refused).
-        out[0] &= (XCR0_X87 | XCR0_SSE | XCR0_AVX) as u32;
+        out[0] &= GUEST_XCR0_COMPONENTS as u32;
         out[3] = 0;
         // The XSAVE area sizes: EBX for the components the guest's XCR0 enables, ECX for all it
         // may enable (the host's were for the host's XCR0 and every component the CPU has).
@@ -301,7 +305,18 @@ pub fn filtered_cpuid(
         }
     }
     if leaf == 0xD && subleaf == 1 {
-        out[0] &= !CPUID_D_1_EAX_XSAVES;
+        // No XSAVES and no XFD (their MSRs are refused): no supervisor state to list, and the
+        // area for XCR0 | IA32_XSS is the one for the guest's XCR0.
+        out[0] &= !(CPUID_D_1_EAX_XSAVES | CPUID_D_1_EAX_XFD);
+        if host(0xD, 0)[0] & XCR0_X87 as u32 != 0 {
+            out[1] = xsave_area_size(guest.xcr0 & GUEST_XCR0_COMPONENTS, host);
+        }
+        out[2] = 0;
+        out[3] = 0;
+    }
+    if leaf == 0xD && subleaf >= 2 && (subleaf >= 64 || GUEST_XCR0_COMPONENTS >> subleaf & 1 == 0) {
+        // A component the guest can never enable (AVX-512, PKRU, AMX, ...) has no area.
+        out = [0; 4];
     }
     if leaf == 7 && subleaf == 1 {
         out[0] &= !CPUID7_1_EAX_UNSWITCHED;
@@ -323,9 +338,8 @@ fn xsave_area_size(components: u64, host: &dyn Fn(u32, u32) -> [u32; 4]) -> u32 
 
 /// A valid XCR0 for a guest: x87 set, AVX only with SSE, no bit the host does not allow.
 pub fn xcr0_valid(value: u64, allowed: u64) -> bool {
-    let known = XCR0_X87 | XCR0_SSE | XCR0_AVX;
     value & XCR0_X87 != 0
-        && value & !(known & allowed) == 0
+        && value & !(GUEST_XCR0_COMPONENTS & allowed) == 0
         && (value & XCR0_AVX == 0 || value & XCR0_SSE != 0)
 }
 

@@ -14,7 +14,10 @@ fn host(leaf: u32, subleaf: u32) -> [u32; 4] {
     match (leaf, subleaf) {
         (1, _) => [0x906A0, 0, 0x7FFA_F3BF, 0xBFEB_FBFF],
         (0xD, 0) => [0x2E7, 2696, 2696, 0],
+        (0xD, 1) => [0x1F, 2712, 0x1900, 0],
         (0xD, 2) => [256, 576, 0, 0],
+        (0xD, 5..=7) => [64, 832, 0, 0],
+        (0xD, 9) => [8, 2688, 0, 0],
         _ => [0; 4],
     }
 }
@@ -134,4 +137,28 @@ fn a_host_without_xsave_reports_no_xsave_area() {
     };
     let none = |_: u32, _: u32| [0u32; 4];
     assert_eq!(filtered_cpuid(0xD, 0, state, &none), [0; 4]);
+}
+
+#[test]
+fn components_and_supervisor_state_the_guest_cannot_use_are_not_listed() {
+    let mut vcpu = FakeVcpu::new(0x1000, vec![]);
+    vcpu.set_guest_xcr0(7);
+    // Sub-leaf 1: XSAVEOPT, XSAVEC and XGETBV1 stay; XSAVES and XFD go; the XCR0 | XSS area is
+    // the guest's XCR0's; no supervisor component.
+    assert_eq!(
+        guest_cpuid(&mut vcpu, &host, 0xD, 1, true),
+        [0x7, 832, 0, 0]
+    );
+    // AVX-512 (5-7) and PKRU (9) cannot be enabled by a guest: no area; AVX (2) keeps its own.
+    for subleaf in [5, 6, 7, 9, 63, 64, 0xFFFF_FFFF] {
+        assert_eq!(
+            guest_cpuid(&mut vcpu, &host, 0xD, subleaf, true),
+            [0; 4],
+            "sub-leaf {subleaf}"
+        );
+    }
+    assert_eq!(
+        guest_cpuid(&mut vcpu, &host, 0xD, 2, true),
+        [256, 576, 0, 0]
+    );
 }
