@@ -4,27 +4,9 @@
 
 mod common;
 
-use inference_core::gguf::Gguf;
+use common::tokenizer;
 use inference_core::tokenizer::{PreTokenizer, TokenType, Tokenizer};
 use std::ops::Range;
-use std::sync::OnceLock;
-
-/// Loads (once per test binary) the tokenizer of model `file`; None when skipped.
-fn tokenizer(file: &'static str) -> Option<&'static Tokenizer> {
-    static SMOLLM2: OnceLock<Option<Tokenizer>> = OnceLock::new();
-    static GEMMA3: OnceLock<Option<Tokenizer>> = OnceLock::new();
-    static QWEN: OnceLock<Option<Tokenizer>> = OnceLock::new();
-    let cell = match file {
-        common::SMOLLM2 => &SMOLLM2,
-        common::GEMMA3 => &GEMMA3,
-        _ => &QWEN,
-    };
-    cell.get_or_init(|| {
-        let bytes = common::read_model(file)?;
-        Some(Tokenizer::from_gguf(&Gguf::parse(&bytes).expect("GGUF parses")).expect("loads"))
-    })
-    .as_ref()
-}
 
 const MODELS: [&str; 3] = [common::SMOLLM2, common::QWEN25CODER, common::GEMMA3];
 

@@ -3,35 +3,9 @@
 
 mod common;
 
-use inference_core::gguf::Gguf;
-use inference_core::tokenizer::{TokenType, Tokenizer};
-use std::sync::OnceLock;
+use common::tokenizer;
+use inference_core::tokenizer::TokenType;
 use std::time::Instant;
-
-/// Loads (once per test binary) the tokenizer of model `file`; None when skipped.
-fn tokenizer(file: &'static str) -> Option<&'static Tokenizer> {
-    static SMOLLM2: OnceLock<Option<Tokenizer>> = OnceLock::new();
-    static GEMMA3: OnceLock<Option<Tokenizer>> = OnceLock::new();
-    static QWEN: OnceLock<Option<Tokenizer>> = OnceLock::new();
-    let cell = match file {
-        common::SMOLLM2 => &SMOLLM2,
-        common::GEMMA3 => &GEMMA3,
-        _ => &QWEN,
-    };
-    cell.get_or_init(|| {
-        let bytes = common::read_model(file)?;
-        let gguf = Gguf::parse(&bytes).expect("GGUF parses");
-        let t0 = Instant::now();
-        let tok = Tokenizer::from_gguf(&gguf).expect("tokenizer loads");
-        eprintln!(
-            "{file}: tokenizer built in {:?} ({} tokens)",
-            t0.elapsed(),
-            tok.n_vocab()
-        );
-        Some(tok)
-    })
-    .as_ref()
-}
 
 /// Compares `encode(prompt, true, true)` with every `<model>/<name>.tokens` file.
 fn check_reference(file: &'static str, model_dir: &str) {

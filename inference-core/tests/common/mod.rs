@@ -6,7 +6,11 @@
 //! `PROBEVISOR_REQUIRE_MODELS=1`, in which case it fails.
 #![allow(dead_code)]
 
+use inference_core::gguf::Gguf;
+use inference_core::tokenizer::Tokenizer;
 use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Instant;
 
 pub const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 pub const GEMMA3: &str = "gemma-3-270m-q4_k_m.gguf";
@@ -61,4 +65,29 @@ pub fn reference_dir() -> PathBuf {
     std::env::var_os("PROBEVISOR_REFERENCE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference"))
+}
+
+/// Loads (once per test binary) the tokenizer of model `file`; None when skipped.
+pub fn tokenizer(file: &'static str) -> Option<&'static Tokenizer> {
+    static SMOLLM2_TOK: OnceLock<Option<Tokenizer>> = OnceLock::new();
+    static GEMMA3_TOK: OnceLock<Option<Tokenizer>> = OnceLock::new();
+    static QWEN_TOK: OnceLock<Option<Tokenizer>> = OnceLock::new();
+    let cell = match file {
+        SMOLLM2 => &SMOLLM2_TOK,
+        GEMMA3 => &GEMMA3_TOK,
+        _ => &QWEN_TOK,
+    };
+    cell.get_or_init(|| {
+        let bytes = read_model(file)?;
+        let gguf = Gguf::parse(&bytes).expect("GGUF parses");
+        let t0 = Instant::now();
+        let tok = Tokenizer::from_gguf(&gguf).expect("tokenizer loads");
+        eprintln!(
+            "{file}: tokenizer built in {:?} ({} tokens)",
+            t0.elapsed(),
+            tok.n_vocab()
+        );
+        Some(tok)
+    })
+    .as_ref()
 }
