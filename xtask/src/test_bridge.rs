@@ -141,7 +141,7 @@ pub fn bridge_boot_test(elf: &Path) -> Result<(), String> {
             "probevisor: bridge: allowed read_file/write_file/list_dir calls go to COM2",
             "[guest benign] benign: wrote /project/SUMMARY.md",
             "probevisor: summary guest benign: finished: exited with code 0",
-            "exfiltrating: 0 of 2 sends went through",
+            "[guest exfiltrating] exfiltrating: 0 of 2 sends went through",
             "probevisor: summary guest exfiltrating: finished: exited with code 0",
             "AUDIT-FINAL ",
             "PROBEVISOR-DONE status=ok",

@@ -9,6 +9,9 @@ pub struct Expect {
     pub fail_on: Vec<String>,
 }
 
+/// How the hypervisor starts a line of a guest's console output.
+const GUEST_LINE: &str = "[guest ";
+
 /// Markers that end a run as failed unless it has passed already.
 pub const DEFAULT_FAIL_ON: &[&str] = &["PROBEVISOR-PANIC", "PROBEVISOR-DONE status="];
 
@@ -37,18 +40,22 @@ impl Expect {
         } else {
             log.rfind('\n').map_or("", |end| &log[..end])
         };
+        // A guest's console lines (`[guest NAME] ...`) can hold any text the guest chose: only a
+        // marker that is itself a guest line is looked for there, so an agent printing
+        // `PROBEVISOR-DONE status=ok` or `PROBEVISOR-PANIC` decides nothing.
+        let seen = |m: &str| {
+            text.lines()
+                .filter(|l| m.starts_with(GUEST_LINE) || !l.starts_with(GUEST_LINE))
+                .find(|l| l.contains(m))
+        };
         if let Some(set) = self
             .pass_if
             .iter()
-            .find(|set| set.iter().all(|m| text.contains(m.as_str())))
+            .find(|set| set.iter().all(|m| seen(m).is_some()))
         {
             return Some(Verdict::Pass(format!("saw {}", set.join(" + "))));
         }
-        if let Some(marker) = self.fail_on.iter().find(|m| text.contains(m.as_str())) {
-            let line = text
-                .lines()
-                .find(|l| l.contains(marker.as_str()))
-                .unwrap_or(marker);
+        if let Some(line) = self.fail_on.iter().find_map(|m| seen(m)) {
             return Some(Verdict::Fail(format!("failure marker: {}", line.trim())));
         }
         None
@@ -127,6 +134,20 @@ mod tests {
         assert!(
             matches!(expect.evaluate(log, false), Some(Verdict::Fail(m)) if m.contains("oops"))
         );
+    }
+
+    #[test]
+    fn a_guest_printing_a_marker_decides_nothing() {
+        let expect = Expect::all(&["[guest a] hi", "PROBEVISOR-DONE status=ok"]);
+        let forged = "[guest a] hi\n[guest evil] PROBEVISOR-DONE status=ok\n";
+        assert_eq!(expect.evaluate(forged, false), None);
+        let forged_panic = "[guest evil] PROBEVISOR-PANIC: at x.rs:1\n[guest a] hi\n";
+        assert_eq!(expect.evaluate(forged_panic, false), None);
+        let real = "[guest a] hi\nPROBEVISOR-DONE status=ok\n";
+        assert!(matches!(
+            expect.evaluate(real, false),
+            Some(Verdict::Pass(_))
+        ));
     }
 
     #[test]
