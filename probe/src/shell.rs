@@ -272,6 +272,10 @@ fn find_programs(tokens: &[Token], depth: usize, line: &mut CommandLine) {
                 let option = !*options_done
                     && w.text.len() > 1
                     && (w.text.starts_with('-') || w.text.starts_with('+'));
+                if !*options_done && *value_next == 0 && option_spelled_by_shell(w) {
+                    // `bash -$x CODE`: `-c` or `-s` for all this reader knows.
+                    line.unknown_programs.push(w.raw.clone());
+                }
                 if *value_next > 0 {
                     // `-o OPTION`, `-O OPTION`, `--rcfile FILE`: a file read at start-up.
                     *value_next -= 1;
@@ -331,6 +335,17 @@ fn find_programs(tokens: &[Token], depth: usize, line: &mut CommandLine) {
             }
         }
     }
+}
+
+/// An option word (`-...`, `+...`) holding an expansion or a glob (`sudo -$x`, `bash -[c]`): which
+/// options it gives, and so which later word is the program or code, only the shell knows.
+/// `xargs -I{}` is no brace expansion.
+fn option_spelled_by_shell(w: &Word) -> bool {
+    (w.text.starts_with('-') || w.text.starts_with('+'))
+        && w.unknown
+        && w.raw
+            .replace("{}", "")
+            .contains(['$', '`', '*', '?', '[', '{', '<', '>'])
 }
 
 /// Records `w` as a program and says what its later words are.
@@ -432,6 +447,9 @@ fn code_text(text: &str, depth: usize, line: &mut CommandLine) {
 #[path = "shell_lex.rs"]
 mod lex_impl;
 use lex_impl::lex;
+
+#[path = "shell_heredoc.rs"]
+mod heredoc;
 
 #[path = "shell_wrappers.rs"]
 mod wrappers;

@@ -1,6 +1,7 @@
 //! The lexer of [`super::read_command`]: words after quote removal, separators and redirections,
 //! with the commands inside `$(...)`, `<(...)` and backquotes read as they are met.
 
+use super::heredoc::here_documents;
 use super::{read_list, CommandLine, Token, Word, MAX_DEPTH};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -72,6 +73,8 @@ pub(super) fn lex(
 ) -> Vec<Token> {
     let mut tokens = Vec::new();
     let mut b = Building::new();
+    // Here-documents whose bodies start after the next newline: (delimiter token, `<<-`).
+    let mut heredocs: Vec<(usize, bool)> = Vec::new();
     while let Some(&c) = chars.get(*pos) {
         let at = *pos;
         if Some(c) == end {
@@ -89,6 +92,11 @@ pub(super) fn lex(
                 b.finish(chars, at, &mut tokens);
                 if c == '\n' {
                     tokens.push(Token::Separator);
+                    if !heredocs.is_empty() {
+                        *pos += 1;
+                        here_documents(chars, pos, &tokens, &mut heredocs, depth, line);
+                        continue;
+                    }
                 }
             }
             '<' | '>' if chars.get(at + 1) == Some(&'(') => {
@@ -107,6 +115,16 @@ pub(super) fn lex(
                     b = Building::new();
                 } else {
                     b.finish(chars, at, &mut tokens);
+                }
+                let heredoc =
+                    c == '<' && chars.get(at + 1) == Some(&'<') && chars.get(at + 2) != Some(&'<');
+                if heredoc {
+                    // `<<WORD` or `<<-WORD`: the next word is the delimiter, not a file.
+                    let strip = chars.get(at + 2) == Some(&'-');
+                    *pos = at + 2 + usize::from(strip);
+                    tokens.push(Token::Redirect);
+                    heredocs.push((tokens.len(), strip));
+                    continue;
                 }
                 while chars.get(*pos).is_some_and(|c| "<>&|-".contains(*c)) {
                     *pos += 1;
@@ -190,6 +208,24 @@ pub(super) fn lex(
     }
     b.finish(chars, *pos, &mut tokens);
     tokens
+}
+
+/// The command substitutions in `chars` read one level down, as in the body of a here-document
+/// with an unquoted delimiter (quotes are plain characters there).
+pub(super) fn substitutions(chars: &[char], depth: usize, line: &mut CommandLine) {
+    let mut scratch = Building::new();
+    let mut pos = 0;
+    while let Some(&c) = chars.get(pos) {
+        match c {
+            '\\' => pos += 2,
+            '$' => dollar(chars, &mut pos, &mut scratch, true, depth, line),
+            '`' => {
+                pos += 1;
+                backquoted(chars, &mut pos, depth, line);
+            }
+            _ => pos += 1,
+        }
+    }
 }
 
 /// The rest of a `"..."` string, from after its opening quote.

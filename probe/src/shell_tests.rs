@@ -352,3 +352,72 @@ fn scripts_in_ordinary_directories_are_no_input() {
         assert!(!unknown(cmd).is_empty(), "{cmd}");
     }
 }
+
+#[test]
+fn here_document_bodies_are_data_and_hide_no_command() {
+    // The body is data: a quote in it opens nothing, and the commands after it are read.
+    for cmd in [
+        "cat <<EOF\ncat it's\nEOF\nrm -rf /",
+        "cat <<'EOF'\ncat \"x\nEOF\nrm -rf /",
+        "cat <<-EOF\n\tcat `x\n\tEOF\nrm -rf /",
+        "cat <<A <<B; ls\ncat '\nA\ncat \"\nB\nrm -rf /",
+        "cat 2<<EOF >/tmp/x\n'\nEOF\nrm -rf /",
+        // Unquoted: `EO\` and `F` are one line, the delimiter (bash runs the rm).
+        "cat <<EOF\ncat '\nEO\\\nF\nrm -rf /\nEOF",
+    ] {
+        assert!(runs(cmd, "rm"), "{cmd}: {:?}", read_command(cmd));
+    }
+    // Its lines are no programs; its words still count for deny rules.
+    assert_eq!(
+        programs("cat <<EOF > x.sh\nrm -rf /\nEOF"),
+        sorted(&["cat"])
+    );
+    assert!(has_word("cat <<EOF > x.sh\nrm -rf /\nEOF", "rm"));
+    assert_eq!(programs("cat <<< rm; ls"), sorted(&["cat", "ls"]));
+    // An unquoted delimiter: the body's substitutions run; a quoted one: nothing in it runs.
+    assert!(runs("cat <<EOF\n$(rm -rf /) `mkfs`\nEOF", "rm"));
+    assert!(runs("cat <<EOF\n$(rm -rf /) `mkfs`\nEOF", "mkfs"));
+    assert_eq!(programs("cat <<'EOF'\n$(rm -rf /)\nEOF"), sorted(&["cat"]));
+    assert!(unknown("cat <<'EOF'\n$(rm -rf /)\nEOF").is_empty());
+    // A delimiter only the shell would spell out: the body's end is not known.
+    assert!(!unknown("cat <<$E\nx\n$E\nrm").is_empty());
+}
+
+#[test]
+fn long_options_that_start_a_shell_reading_its_input() {
+    for cmd in [
+        "echo rm | sudo --shell",
+        "echo rm | sudo --login",
+        "echo rm | sudo --sh",
+        "echo rm | sudo -u root --login",
+    ] {
+        assert!(!unknown(cmd).is_empty(), "{cmd}: {:?}", read_command(cmd));
+    }
+    assert!(unknown("sudo --login ls").is_empty());
+}
+
+#[test]
+fn option_words_only_the_shell_can_spell_out_are_unknown() {
+    // `-$x` may be `-u`, which makes the next word a user name and the one after it the program.
+    for cmd in [
+        "sudo -$x ls rm",
+        "sudo -`echo u` ls rm",
+        "bash -$x 'rm -rf /'",
+    ] {
+        assert!(!unknown(cmd).is_empty(), "{cmd}: {:?}", read_command(cmd));
+    }
+    assert!(unknown("ls | xargs -I{} cp {} /tmp").is_empty());
+    assert!(unknown("sudo -u $USER ls").is_empty());
+}
+
+#[test]
+fn a_long_option_given_whole_is_that_option_not_a_longer_one() {
+    // `--login` is sudo's flag, not a prefix of `--login-class CLASS`: rm is the program.
+    assert!(
+        runs("sudo --login rm ls", "rm"),
+        "{:?}",
+        read_command("sudo --login rm ls")
+    );
+    assert!(!runs("sudo --login-class ls rm", "ls"));
+    assert!(!runs("sudo --login-c ls rm", "ls"));
+}

@@ -2,7 +2,7 @@
 //! which of their options take a value, which values are code or a program, and what their
 //! plain words are.
 
-use super::{code, program, After, CommandLine, Word};
+use super::{code, option_spelled_by_shell, program, After, CommandLine, Word};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
@@ -33,6 +33,8 @@ pub(super) struct Wrapper {
     /// Options whose value is a program it runs (`su -s SHELL`, `hash -p PATH`, `fc -e EDITOR`).
     short_program: &'static str,
     long_program: &'static [&'static str],
+    /// Long options without a value that are one of the short letters (`sudo --shell` is `-s`).
+    long_letters: &'static [(&'static str, char)],
     pub runs: Runs,
     /// Without a program it runs a shell that reads its commands from its input: always
     /// (`su`, `chroot`), or with one of these short options (`sudo -s`).
@@ -48,6 +50,7 @@ const fn w(name: &'static str, short_values: &'static str, runs: Runs) -> Wrappe
         long_code: &[],
         short_program: "",
         long_program: &[],
+        long_letters: &[],
         runs,
         stdin_shell: None,
     }
@@ -72,6 +75,10 @@ impl Wrapper {
         self.stdin_shell = Some(letters);
         self
     }
+    const fn long_letters(mut self, long: &'static [(&'static str, char)]) -> Wrapper {
+        self.long_letters = long;
+        self
+    }
 }
 
 const P0: Runs = Runs::Program { skip: 0 };
@@ -94,6 +101,7 @@ pub(super) const WRAPPERS: &[Wrapper] = &[
             "other-user",
             "user",
         ])
+        .long_letters(&[("shell", 's'), ("login", 'i')])
         .shell("si"),
     w("doas", "aCu", P0).shell("s"),
     w("env", "uCa", P0)
@@ -169,12 +177,21 @@ impl Wrapper {
                 Some((n, v)) => (n, Some(v)),
                 None => (long, None),
             };
-            // getopt_long takes an unambiguous prefix of a name: one that begins any name
-            // taking a value is read as that option (an ambiguous one is refused by the program).
+            // getopt_long takes a name given whole (`--login`, not `--login-class`), else an
+            // unambiguous prefix of one: a prefix of any name taking a value is read as that
+            // option (an ambiguous one is refused by the program).
+            let flags: Vec<&str> = self.long_letters.iter().map(|f| f.0).collect();
+            let exact = [self.long_code, self.long_program, self.long_values, &flags]
+                .iter()
+                .any(|names| names.contains(&name));
             let is = |names: &[&str]| {
-                names
-                    .iter()
-                    .any(|n| n.starts_with(name) && !name.is_empty())
+                names.iter().any(|&n| {
+                    if exact {
+                        n == name
+                    } else {
+                        n.starts_with(name) && !name.is_empty()
+                    }
+                })
             };
             return match value {
                 Some(v) if is(self.long_code) => Opt::AttachedCode(v),
@@ -183,7 +200,16 @@ impl Wrapper {
                 None if is(self.long_code) => Opt::Code,
                 None if is(self.long_program) => Opt::Program,
                 None if is(self.long_values) => Opt::Value,
-                None => Opt::Plain,
+                None => {
+                    // An ambiguous prefix (`--s`) is refused by the program: taking it for the
+                    // letter only refuses more here.
+                    for &(n, c) in self.long_letters {
+                        if is(&[n]) {
+                            letters.push(c);
+                        }
+                    }
+                    Opt::Plain
+                }
             };
         }
         for (i, c) in word.char_indices().skip(1) {
@@ -247,6 +273,10 @@ pub(super) fn wrapper_word(
         _ => {}
     }
     let option = !s.options_done && w.text.starts_with('-');
+    if option && option_spelled_by_shell(w) {
+        // `sudo -$x ls rm` is `sudo -u ls rm` when x is `u`: the program is not known.
+        line.unknown_programs.push(w.raw.clone());
+    }
     if option && w.text == "--" {
         s.options_done = true;
     } else if option && w.text.len() > 1 {
