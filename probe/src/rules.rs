@@ -89,7 +89,7 @@ impl Rule {
                     && facts
                         .programs
                         .iter()
-                        .all(|p| listed(p) || listed(basename(p)))
+                        .all(|p| listed(p) || (in_system_dir(p) && listed(basename(p))))
             } else {
                 facts.command_words.iter().any(|w| listed(w))
             };
@@ -98,6 +98,24 @@ impl Rule {
             && condition(&self.hosts, &facts.hosts)
             && commands
     }
+}
+
+/// The directories whose programs an allow rule's bare names also cover (`ls` covers `/bin/ls`,
+/// not `./ls` or `/tmp/x/ls`, which an agent that can write files could have put there).
+const SYSTEM_PROGRAM_DIRS: &[&str] = &[
+    "/bin",
+    "/sbin",
+    "/usr/bin",
+    "/usr/sbin",
+    "/usr/local/bin",
+    "/usr/local/sbin",
+];
+
+/// A program given by path in one of [`SYSTEM_PROGRAM_DIRS`] (after `..` and `//` are resolved).
+fn in_system_dir(program: &str) -> bool {
+    let path = normalize_path(program);
+    path.rsplit_once('/')
+        .is_some_and(|(dir, _)| SYSTEM_PROGRAM_DIRS.contains(&dir))
 }
 
 /// First matching deny rule, else first matching allow rule, else the default.
@@ -395,6 +413,7 @@ mod tests {
             evaluate(&allow_ls, Effect::Deny, "run_command", &f).0
         };
         assert_eq!(run("ls -la /tmp | /bin/grep x"), Effect::Allow);
+        assert_eq!(run("/usr/local/bin/ls | //usr/bin/grep x"), Effect::Allow);
         for cmd in [
             "ls; rm -rf /",
             "ls $(rm -rf /)",
@@ -402,6 +421,9 @@ mod tests {
             "$L -la",
             "ls -la && sudo ls",
             "grep x | xargs rm",
+            "./ls -la",
+            "/tmp/x/ls",
+            "/usr/bin/../../tmp/ls",
             "function ls { rm -rf /; }; ls",
             "ls() { rm -rf /; }; ls",
         ] {
