@@ -212,10 +212,11 @@ impl<U: Uart> BridgeClient<U> {
                     None => break,
                 }
             }
+            // Every look counts toward the poll backstop, busy ones too: with a clock that does not
+            // move, a bridge that keeps trickling bytes must not hold the call for good.
+            polls += 1;
             if got > 0 {
                 self.decoder.push(&batch[..got]);
-            } else {
-                polls += 1;
             }
             while let Some(answer) = self.decoder.next_frame() {
                 // The late answer of an earlier request that timed out here: not this one's.

@@ -241,6 +241,32 @@ fn the_deadline_holds_while_an_answer_keeps_arriving() {
 }
 
 #[test]
+fn the_poll_backstop_holds_while_an_answer_keeps_arriving_on_a_stopped_clock() {
+    // As above, but the clock never moves: only the poll backstop (1000 looks) can end the wait.
+    let mut bridge = BridgeClient::with_limits(
+        FakeUart::new(|f| {
+            let mut bytes = response(f.id, &[]);
+            bytes.truncate(frame::HEADER_LEN);
+            bytes[8..12].copy_from_slice(&(frame::MAX_PAYLOAD as u32).to_le_bytes());
+            bytes.resize(
+                frame::HEADER_LEN + frame::MAX_PAYLOAD + frame::TRAILER_LEN,
+                b'a',
+            );
+            bytes
+        }),
+        stopped_clock,
+        1_000,
+        1_000,
+    );
+    let failure = bridge.call("read_file", "{}").result.unwrap_err();
+    assert_eq!(failure.kind, FailureKind::Timeout, "{failure}");
+    assert!(
+        bridge.uart_mut().rx.len() > frame::MAX_PAYLOAD / 2,
+        "read past the backstop"
+    );
+}
+
+#[test]
 fn a_late_answer_is_drained_before_the_next_request() {
     // The first answer never comes in time; the second request must not take it for its own.
     let mut calls = 0;
