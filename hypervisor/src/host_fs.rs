@@ -129,8 +129,19 @@ pub fn guest_path(path: &str) -> Result<String, String> {
             "path {path:?} is relative: tools take absolute paths"
         ));
     }
+    // As Linux's PATH_MAX: a longer one would only make each lookup cost more (a write checks
+    // every ancestor, each a comparison as long as the path).
+    if path.len() > MAX_PATH_BYTES {
+        return Err(format!(
+            "path of {} bytes is longer than {MAX_PATH_BYTES}",
+            path.len()
+        ));
+    }
     normalize(path)
 }
+
+/// The longest path a guest's tool call may name, in bytes.
+pub const MAX_PATH_BYTES: usize = 4096;
 
 /// Bytes all files and their paths together may hold after a guest's write (the heap also holds
 /// the model).
@@ -349,6 +360,22 @@ mod tests {
     }
 
     #[test]
+    fn paths_longer_than_path_max_are_refused() {
+        let mut fs = MemFs::default();
+        let long = format!("/{}", "a/".repeat(MAX_PATH_BYTES / 2));
+        assert!(fs
+            .write_file(&long, b"x")
+            .unwrap_err()
+            .contains("longer than 4096"));
+        assert!(fs
+            .read_file(&long)
+            .unwrap_err()
+            .contains("longer than 4096"));
+        let fits = format!("/{}", "a".repeat(MAX_PATH_BYTES - 1));
+        fs.write_file(&fits, b"x").unwrap();
+    }
+
+    #[test]
     fn a_file_cannot_hold_files() {
         let mut fs = MemFs::default();
         fs.write_file("/a", b"x").unwrap();
@@ -383,9 +410,12 @@ mod tests {
         assert_eq!(fs.read_file("/big0").unwrap().len(), chunk.len());
         fs.delete_file("/big3").unwrap();
         fs.write_file("/one-more", b"x").unwrap();
-        // Long paths count: a name alone can fill what is left.
-        let long = format!("/{}", "n".repeat(MAX_FS_BYTES / 4));
-        assert!(fs.write_file(&long, b"").unwrap_err().contains("full"));
+        // Paths count: with a 4000-byte path, content that fits alone does not fit.
+        let free = MAX_FS_BYTES / 4 - 10;
+        let long = format!("/{}", "n".repeat(3999));
+        let content = vec![1u8; free - long.len() + 1];
+        assert!(fs.write_file(&long, &content).unwrap_err().contains("full"));
+        fs.write_file(&long, &content[1..]).unwrap();
         // The file count is bounded too.
         let mut fs = MemFs::default();
         for i in 0..MAX_FS_FILES {
