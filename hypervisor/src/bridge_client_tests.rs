@@ -216,21 +216,23 @@ fn silence_and_cut_answers_time_out() {
     assert_eq!(failure.kind, FailureKind::Timeout);
 }
 
+/// A header for the largest payload, then its bytes: the UART always has one waiting.
+fn endless_answer(f: &Frame) -> Vec<u8> {
+    let mut bytes = response(f.id, &[]);
+    bytes.truncate(frame::HEADER_LEN);
+    bytes[8..12].copy_from_slice(&(frame::MAX_PAYLOAD as u32).to_le_bytes());
+    bytes.resize(
+        frame::HEADER_LEN + frame::MAX_PAYLOAD + frame::TRAILER_LEN,
+        b'a',
+    );
+    bytes
+}
+
 #[test]
 fn the_deadline_holds_while_an_answer_keeps_arriving() {
-    // A header for the largest payload, then its bytes: the UART always has one waiting, so the
-    // wait never goes idle. The call must end at its deadline (1000 ticks of the clock, one per
-    // look), not when the 1 MiB has been read.
-    let mut bridge = client(|f| {
-        let mut bytes = response(f.id, &[]);
-        bytes.truncate(frame::HEADER_LEN);
-        bytes[8..12].copy_from_slice(&(frame::MAX_PAYLOAD as u32).to_le_bytes());
-        bytes.resize(
-            frame::HEADER_LEN + frame::MAX_PAYLOAD + frame::TRAILER_LEN,
-            b'a',
-        );
-        bytes
-    });
+    // The wait never goes idle. The call must end at its deadline (1000 ticks of the clock, one
+    // per look), not when the 1 MiB has been read.
+    let mut bridge = client(endless_answer);
     let failure = bridge.call("read_file", "{}").result.unwrap_err();
     assert_eq!(failure.kind, FailureKind::Timeout, "{failure}");
     assert!(failure.message.contains("stopped after"), "{failure}");
@@ -243,21 +245,8 @@ fn the_deadline_holds_while_an_answer_keeps_arriving() {
 #[test]
 fn the_poll_backstop_holds_while_an_answer_keeps_arriving_on_a_stopped_clock() {
     // As above, but the clock never moves: only the poll backstop (1000 looks) can end the wait.
-    let mut bridge = BridgeClient::with_limits(
-        FakeUart::new(|f| {
-            let mut bytes = response(f.id, &[]);
-            bytes.truncate(frame::HEADER_LEN);
-            bytes[8..12].copy_from_slice(&(frame::MAX_PAYLOAD as u32).to_le_bytes());
-            bytes.resize(
-                frame::HEADER_LEN + frame::MAX_PAYLOAD + frame::TRAILER_LEN,
-                b'a',
-            );
-            bytes
-        }),
-        stopped_clock,
-        1_000,
-        1_000,
-    );
+    let mut bridge =
+        BridgeClient::with_limits(FakeUart::new(endless_answer), stopped_clock, 1_000, 1_000);
     let failure = bridge.call("read_file", "{}").result.unwrap_err();
     assert_eq!(failure.kind, FailureKind::Timeout, "{failure}");
     assert!(
