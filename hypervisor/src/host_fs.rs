@@ -137,6 +137,10 @@ pub fn guest_path(path: &str) -> Result<String, String> {
             path.len()
         ));
     }
+    // A line break in a name would add lines of its own to another guest's `list_dir`.
+    if let Some(c) = path.chars().find(|c| c.is_control()) {
+        return Err(format!("path holds the control character {:?}", c));
+    }
     normalize(path)
 }
 
@@ -357,6 +361,16 @@ mod tests {
         let link = archive(&[("l", b'2', b"")]);
         assert!(parse_ustar(&link).unwrap_err().contains("unsupported"));
         assert!(parse_ustar(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn names_with_control_characters_are_refused() {
+        let mut fs = MemFs::default();
+        let err = fs.write_file("/a\nb/", b"x").unwrap_err();
+        assert!(err.contains("control character '\\n'"), "{err}");
+        assert!(fs.write_file("/x\u{7f}", b"x").is_err());
+        assert!(fs.write_file("/caf\u{e9} \u{1f600}.txt", b"x").is_ok());
+        assert_eq!(fs.list_dir("/").unwrap(), "caf\u{e9} \u{1f600}.txt");
     }
 
     #[test]
