@@ -36,6 +36,11 @@ pub fn confine_path(guest: &str) -> Result<String, BridgeError> {
     if guest.contains('\0') {
         return Err(bad("contains a NUL byte"));
     }
+    // A line break in a name would add entries of its own to a listing (`list_dir` is a line
+    // per entry), as the hypervisor's own file tree refuses.
+    if guest.chars().any(char::is_control) {
+        return Err(bad("contains a control character"));
+    }
     if guest.contains('\\') {
         return Err(bad("contains a backslash"));
     }
@@ -198,9 +203,17 @@ mod tests {
         assert_eq!(confine_path("/a//b/").unwrap(), "a/b");
         assert_eq!(confine_path("/").unwrap(), "");
         let relative = ["a//b/", "home/dev/.ssh/id_rsa", "./a", ""];
-        for bad in ["../x", "/a/../../etc/passwd", "/a/..", "/a\\b", "/a\0b"]
-            .iter()
-            .chain(&relative)
+        for bad in [
+            "../x",
+            "/a/../../etc/passwd",
+            "/a/..",
+            "/a\\b",
+            "/a\0b",
+            "/a\nb",
+            "/a\u{7f}",
+        ]
+        .iter()
+        .chain(&relative)
         {
             assert_eq!(
                 confine_path(bad).unwrap_err().code,
