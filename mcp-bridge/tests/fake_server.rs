@@ -21,16 +21,6 @@ fn fake(mode: &str, name: &str, opts: ClientOptions) -> Option<McpClient> {
     )
 }
 
-fn bridge(client: &mut McpClient, input: Vec<u8>) -> (Vec<u8>, String) {
-    let mut io = Duplex {
-        reader: Cursor::new(input),
-        writer: Vec::new(),
-    };
-    let mut log = Vec::new();
-    run_bridge(&mut io, client, &mut log).expect("bridge runs to end of stream");
-    (io.writer, String::from_utf8(log).unwrap())
-}
-
 #[test]
 fn bad_frames_are_refused_and_good_ones_still_served() {
     let Some(mut client) = fake("echo", "badframes", ClientOptions::default()) else {
@@ -46,7 +36,7 @@ fn bad_frames_are_refused_and_good_ones_still_served() {
     input.extend(encode(FrameKind::Request, 3, b"{not json").unwrap());
     input.extend(request(4, "read_file", r#"{"path":"/docs/a.txt"}"#));
     input.extend(&request(5, "read_file", r#"{"path":"/b"}"#)[..10]); // cut off by end of stream
-    let (out, log) = bridge(&mut client, input);
+    let (out, log) = bridge(&mut client, Cursor::new(input));
     let frames = frames(&out);
 
     let framing: Vec<_> = frames.iter().filter(|f| f.id == FRAMING_ERROR_ID).collect();
@@ -104,7 +94,7 @@ fn silent_server_times_out_per_call() {
     let start = Instant::now();
     let mut input = request(1, "list_dir", r#"{"path":"/"}"#);
     input.extend(request(2, "list_dir", r#"{"path":"/"}"#));
-    let (out, log) = bridge(&mut client, input);
+    let (out, log) = bridge(&mut client, Cursor::new(input));
     let elapsed = start.elapsed();
     let frames = frames(&out);
     for id in [1, 2] {
@@ -143,7 +133,7 @@ fn server_exiting_on_call_is_reported_not_hung() {
     let mut input = request(1, "read_file", r#"{"path":"/x"}"#);
     input.extend(request(2, "read_file", r#"{"path":"/y"}"#));
     let start = Instant::now();
-    let (out, log) = bridge(&mut client, input);
+    let (out, log) = bridge(&mut client, Cursor::new(input));
     let frames = frames(&out);
     let first = error_of(&frames, 1);
     assert_eq!(first.code, ErrorCode::ServerExited);
@@ -171,7 +161,10 @@ fn oversized_server_message_is_refused() {
     let Some(mut client) = fake("huge", "huge", opts) else {
         return;
     };
-    let (out, _) = bridge(&mut client, request(1, "read_file", r#"{"path":"/big"}"#));
+    let (out, _) = bridge(
+        &mut client,
+        Cursor::new(request(1, "read_file", r#"{"path":"/big"}"#)),
+    );
     let e = error_of(&frames(&out), 1);
     assert_eq!(e.code, ErrorCode::TooLarge);
     assert!(
@@ -190,7 +183,10 @@ fn oversized_result_is_truncated_with_an_error() {
     let Some(mut client) = fake("huge", "hugeresult", opts) else {
         return;
     };
-    let (out, _) = bridge(&mut client, request(7, "read_file", r#"{"path":"/big"}"#));
+    let (out, _) = bridge(
+        &mut client,
+        Cursor::new(request(7, "read_file", r#"{"path":"/big"}"#)),
+    );
     let e = error_of(&frames(&out), 7);
     assert_eq!(e.code, ErrorCode::TooLarge);
     assert_eq!(

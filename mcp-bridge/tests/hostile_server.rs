@@ -5,9 +5,8 @@
 mod common;
 
 use common::*;
-use mcp_bridge::bridge::Duplex;
 use mcp_bridge::wire_error::ErrorCode;
-use mcp_bridge::{run_bridge, ClientOptions, McpClient};
+use mcp_bridge::{ClientOptions, McpClient};
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
@@ -54,16 +53,6 @@ fn hostile(name: &str) -> Option<(McpClient, Scratch)> {
     Some((client, dir))
 }
 
-fn serve(client: &mut McpClient, input: Vec<u8>) -> (std::io::Result<Vec<u8>>, String) {
-    let mut io = Duplex {
-        reader: Cursor::new(input),
-        writer: Vec::new(),
-    };
-    let mut log = Vec::new();
-    let r = run_bridge(&mut io, client, &mut log).map(|_| io.writer);
-    (r, String::from_utf8_lossy(&log).into_owned())
-}
-
 #[test]
 fn huge_server_error_message_does_not_stop_the_bridge() {
     let Some((mut client, _dir)) = hostile("bigerror") else {
@@ -71,7 +60,7 @@ fn huge_server_error_message_does_not_stop_the_bridge() {
     };
     let mut input = request(1, "read_file", r#"{"path":"/bigerror"}"#);
     input.extend(request(2, "read_file", r#"{"path":"/fine"}"#));
-    let (out, log) = serve(&mut client, input);
+    let (out, log) = serve(&mut client, Cursor::new(input));
     let out = out.unwrap_or_else(|e| panic!("the bridge stopped: {e}\n{log}"));
     let frames = frames(&out);
     let e = error_of(&frames, 1);
@@ -90,7 +79,7 @@ fn guest_path_echoed_in_an_error_cannot_stop_the_bridge() {
     let path = "\u{7f}".repeat(200_000);
     let mut input = request(1, "read_file", &format!(r#"{{"path":"{path}"}}"#));
     input.extend(request(2, "read_file", r#"{"path":"/fine"}"#));
-    let (out, log) = serve(&mut client, input);
+    let (out, log) = serve(&mut client, Cursor::new(input));
     let out = out.unwrap_or_else(|e| {
         panic!(
             "the bridge stopped: {e}\n{}",
@@ -110,7 +99,7 @@ fn host_paths_never_reach_the_guest_in_errors() {
     let scratch = client.scratch().to_string();
     let mut input = request(1, "read_file", r#"{"path":"/leak"}"#);
     input.extend(request(2, "read_file", r#"{"path":"/crash"}"#));
-    let (out, log) = serve(&mut client, input);
+    let (out, log) = serve(&mut client, Cursor::new(input));
     let frames = frames(&out.unwrap());
     let leak = error_of(&frames, 1);
     assert_eq!(leak.code, ErrorCode::ServerError);

@@ -4,9 +4,8 @@
 mod common;
 
 use common::*;
-use mcp_bridge::bridge::Duplex;
 use mcp_bridge::wire_error::ErrorCode;
-use mcp_bridge::{run_bridge, ClientOptions, McpClient};
+use mcp_bridge::{ClientOptions, McpClient};
 use std::io::{Cursor, Read};
 use std::time::Duration;
 
@@ -16,16 +15,6 @@ fn start(test: &str, opts: ClientOptions) -> Option<(McpClient, Scratch)> {
     let client =
         McpClient::spawn_filesystem("node", &entry, &dir, opts).expect("filesystem server starts");
     Some((client, dir))
-}
-
-fn bridge(client: &mut McpClient, input: impl Read) -> (Vec<u8>, String) {
-    let mut io = Duplex {
-        reader: input,
-        writer: Vec::new(),
-    };
-    let mut log = Vec::new();
-    run_bridge(&mut io, client, &mut log).expect("bridge runs to end of stream");
-    (io.writer, String::from_utf8(log).unwrap())
 }
 
 #[test]

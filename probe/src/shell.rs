@@ -47,15 +47,33 @@ pub struct CommandLine {
 pub fn read_command(cmd: &str) -> CommandLine {
     let mut line = CommandLine::default();
     // The plain split sees words that quote removal joins (`'r''m -rf /'` gives `r`, `m`).
-    for w in cmd.split(|c: char| c.is_whitespace() || SHELL_PUNCTUATION.contains(c)) {
-        push_word(&mut line.words, w);
-    }
+    push_plain_words(&mut line.words, cmd);
     let chars: Vec<char> = cmd.chars().collect();
     read_list(&chars, &mut 0, None, 0, &mut line);
     line
 }
 
 const SHELL_PUNCTUATION: &str = ";|&()`$<>'\"\\{}";
+
+/// Adds the words of `text` split on whitespace and shell punctuation, quotes and all.
+fn push_plain_words(words: &mut Vec<String>, text: &str) {
+    for w in text.split(|c: char| c.is_whitespace() || SHELL_PUNCTUATION.contains(c)) {
+        push_word(words, w);
+    }
+}
+
+/// What `unknown_programs` gets when nesting passes [`MAX_DEPTH`].
+const NESTED_TOO_DEEP: &str = "commands nested too deep";
+
+/// The characters of `text`, to be read one level below `depth`; past [`MAX_DEPTH`], none, and
+/// the line has an unknown program.
+fn one_level_down(text: &str, depth: usize, line: &mut CommandLine) -> Option<Vec<char>> {
+    if depth >= MAX_DEPTH {
+        line.unknown_programs.push(NESTED_TOO_DEEP.to_string());
+        return None;
+    }
+    Some(text.chars().collect())
+}
 
 /// Adds `w` and, when it has a `/`, its basename.
 fn push_word(words: &mut Vec<String>, w: &str) {
@@ -130,12 +148,9 @@ fn read_words(tokens: &[Token], depth: usize, line: &mut CommandLine) {
 /// to `read`, `printf -v`, `unset` or `[[ -v ]]`, `${x@P}`, `PS4`, `BASH_ENV`). Its words count
 /// for deny rules, and the commands inside its substitutions are programs.
 fn read_string(text: &str, depth: usize, line: &mut CommandLine) {
-    if depth >= MAX_DEPTH {
-        line.unknown_programs
-            .push("commands nested too deep".to_string());
+    let Some(chars) = one_level_down(text, depth, line) else {
         return;
-    }
-    let chars: Vec<char> = text.chars().collect();
+    };
     let tokens = lex(&chars, &mut 0, None, depth + 1, line);
     read_words(&tokens, depth + 1, line);
 }
@@ -435,12 +450,9 @@ fn code(w: &Word, depth: usize, line: &mut CommandLine) {
 }
 
 fn code_text(text: &str, depth: usize, line: &mut CommandLine) {
-    if depth >= MAX_DEPTH {
-        line.unknown_programs
-            .push("commands nested too deep".to_string());
+    let Some(chars) = one_level_down(text, depth, line) else {
         return;
-    }
-    let chars: Vec<char> = text.chars().collect();
+    };
     read_list(&chars, &mut 0, None, depth + 1, line);
 }
 

@@ -3,7 +3,7 @@
 //! shell expands them as in double quotes, so the commands of their `$(...)` and backquotes run.
 
 use super::lex_impl::substitutions;
-use super::{push_word, CommandLine, Token, SHELL_PUNCTUATION};
+use super::{push_plain_words, CommandLine, Token};
 use alloc::string::ToString;
 use alloc::vec::Vec;
 
@@ -67,9 +67,7 @@ pub(super) fn here_documents(
             }
         }
         let text: alloc::string::String = body.iter().collect();
-        for w in text.split(|c: char| c.is_whitespace() || SHELL_PUNCTUATION.contains(c)) {
-            push_word(&mut line.words, w);
-        }
+        push_plain_words(&mut line.words, &text);
         if !delimiter.quoted {
             substitutions(&body, depth, line);
         }

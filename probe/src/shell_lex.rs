@@ -2,7 +2,7 @@
 //! with the commands inside `$(...)`, `<(...)` and backquotes read as they are met.
 
 use super::heredoc::here_documents;
-use super::{read_list, CommandLine, Token, Word, MAX_DEPTH};
+use super::{read_list, CommandLine, Token, Word, MAX_DEPTH, NESTED_TOO_DEEP};
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
@@ -381,8 +381,7 @@ fn nested(
         read_list(chars, pos, close, depth + 1, line);
         return;
     }
-    line.unknown_programs
-        .push("commands nested too deep".to_string());
+    line.unknown_programs.push(NESTED_TOO_DEEP.to_string());
     if let Some(close) = close {
         skip_to_close(chars, pos, '(', close);
     }

@@ -1,9 +1,12 @@
 //! Helpers shared by the bridge integration tests.
 #![allow(dead_code)]
 
+use mcp_bridge::bridge::Duplex;
 use mcp_bridge::frame::{encode, Frame, FrameDecoder, FrameKind};
 use mcp_bridge::json::Json;
 use mcp_bridge::wire_error::BridgeError;
+use mcp_bridge::{run_bridge, McpClient};
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -143,4 +146,22 @@ require('readline').createInterface({ input: process.stdin }).on('line', l => {
 /// `node -e FAKE_SERVER_JS MODE` arguments for `McpClient::spawn("node", ...)`.
 pub fn fake_args(mode: &str) -> Vec<String> {
     vec!["-e".into(), FAKE_SERVER_JS.into(), mode.into()]
+}
+
+/// Runs the bridge over `input` to its end with `client` as the server: the frames it wrote back
+/// (or why it stopped) and its log.
+pub fn serve(client: &mut McpClient, input: impl Read) -> (std::io::Result<Vec<u8>>, String) {
+    let mut io = Duplex {
+        reader: input,
+        writer: Vec::new(),
+    };
+    let mut log = Vec::new();
+    let r = run_bridge(&mut io, client, &mut log).map(|_| io.writer);
+    (r, String::from_utf8_lossy(&log).into_owned())
+}
+
+/// [`serve`] that must reach the end of the stream.
+pub fn bridge(client: &mut McpClient, input: impl Read) -> (Vec<u8>, String) {
+    let (out, log) = serve(client, input);
+    (out.expect("bridge runs to end of stream"), log)
 }
